@@ -1,0 +1,15 @@
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = (
+        "First-run set-up after migrate: the administrator (login printed) and, in the embedded "
+        "mode only, the demo data. Safe to run on every start."
+    )
+
+    def handle(self, *args, **options):
+        call_command("ensure_admin", stdout=self.stdout)
+        if settings.DEMO_DATA_ALLOWED:
+            call_command("load_demo", stdout=self.stdout)

@@ -1,0 +1,1 @@
+"""Django-free machine learning: models, preprocessing, inference, Grad-CAM, training."""

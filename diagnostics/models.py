@@ -1,0 +1,1 @@
+# AIModel, AnalysisRun, Finding and Feedback arrive with the diagnostics issue.

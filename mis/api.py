@@ -1,0 +1,72 @@
+"""API conventions shared by every endpoint under /api/v1/.
+
+Every error is ``{"status": "error", "error": {"code", "message", "details"}}`` with the right
+HTTP status; lists are page-number paginated with ``page`` and ``page_size``.
+"""
+
+import logging
+
+from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.http import Http404
+from django.utils.translation import gettext as _
+from rest_framework import exceptions, pagination, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def _first_message(detail) -> str:
+    if isinstance(detail, dict):
+        for value in detail.values():
+            return _first_message(value)
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def _code_for(exc: exceptions.APIException) -> str:
+    if isinstance(exc, exceptions.ValidationError):
+        return "invalid"
+    codes = exc.get_codes()
+    if isinstance(codes, str):
+        return codes
+    return exc.default_code
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    return {"status": "error", "error": {"code": code, "message": message, "details": details}}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(details)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled API error", exc_info=exc)
+        return Response(
+            error_body("server_error", _("An unexpected error occurred; it has been logged.")),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+
+    if isinstance(exc, exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        message = _("The request has invalid fields: %(summary)s") % {
+            "summary": _first_message(exc.detail)
+        }
+    else:
+        details = None
+        message = _first_message(exc.detail)
+    response.data = error_body(_code_for(exc), message, details)
+    return response

@@ -1,0 +1,65 @@
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+
+from accounts.models import Department
+from patients.models import IdentifierType, Patient, PatientIdentifier
+
+
+class IdentifierSerializer(serializers.ModelSerializer):
+    type = serializers.SlugRelatedField(
+        slug_field="code", queryset=IdentifierType.objects.filter(is_active=True)
+    )
+    type_name = serializers.CharField(source="type.name", read_only=True)
+
+    class Meta:
+        model = PatientIdentifier
+        fields = ["type", "type_name", "value"]
+        validators = []  # uniqueness is decided by the service, with a readable message
+
+    def validate(self, attrs):
+        try:
+            attrs["type"].validate_value(attrs["value"])
+        except Exception as exc:  # django ValidationError → field error
+            raise serializers.ValidationError({"value": list(getattr(exc, "messages", [exc]))})
+        return attrs
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    identifiers = IdentifierSerializer(many=True, required=False)
+    department = serializers.SlugRelatedField(
+        slug_field="code", queryset=Department.objects.all(), required=False, allow_null=True
+    )
+    full_name = serializers.CharField(read_only=True)
+    is_deleted = serializers.BooleanField(read_only=True)
+    mrn = serializers.CharField(
+        max_length=32, required=False, allow_blank=True,
+        help_text=_("Leave empty to generate one."),
+    )
+
+    class Meta:
+        model = Patient
+        fields = [
+            "id",
+            "mrn",
+            "last_name",
+            "first_name",
+            "middle_name",
+            "full_name",
+            "birth_date",
+            "sex",
+            "identity_status",
+            "department",
+            "phone",
+            "email",
+            "address",
+            "notes",
+            "identifiers",
+            "is_deleted",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000)

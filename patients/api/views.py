@@ -1,0 +1,118 @@
+from django.core.exceptions import PermissionDenied
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.audit import LIST, VIEW, Actor, audit_record
+from accounts.permissions import can
+from patients import selectors, services
+from patients.api.serializers import PatientSerializer, ReasonSerializer
+from patients.filters import PatientFilter
+
+
+def _identifier_inputs(items) -> list[services.IdentifierInput]:
+    return [services.IdentifierInput(type=i["type"], value=i["value"]) for i in items]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List and search patients"),
+    retrieve=extend_schema(summary="One patient"),
+    create=extend_schema(summary="Register a patient"),
+    partial_update=extend_schema(summary="Change a patient's fields"),
+    update=extend_schema(summary="Replace a patient's fields"),
+    destroy=extend_schema(
+        summary="Soft-delete a patient (kept; an administrator restores)",
+        request=ReasonSerializer,
+        responses={204: OpenApiResponse(description="Deleted")},
+    ),
+)
+class PatientViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = PatientSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = PatientFilter
+
+    _action_perms = {
+        "create": "patients.add_patient",
+        "update": "patients.change_patient",
+        "partial_update": "patients.change_patient",
+        "destroy": "patients.delete_patient",
+        "restore": "patients.restore_patient",
+    }
+
+    def get_queryset(self):
+        user = self.request.user
+        include_deleted = self.action == "restore" or (
+            self.request.query_params.get("deleted") in ("true", "1", "True")
+        )
+        return selectors.patient_queryset(
+            user=user, include_deleted=include_deleted
+        ).prefetch_related("identifiers__type")
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        perm = self._action_perms.get(self.action, "patients.view_patient")
+        if not can(request.user, perm):
+            raise PermissionDenied
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        results = response.data.get("results", [])
+        audit_record(
+            actor=Actor.from_request(request),
+            action=LIST,
+            object_type="patients.patient",
+            details={
+                "query": dict(request.query_params.items()),
+                "patient_ids": [row["id"] for row in results],
+            },
+        )
+        return response
+
+    def retrieve(self, request, *args, **kwargs):
+        patient = self.get_object()
+        audit_record(actor=Actor.from_request(request), action=VIEW, obj=patient)
+        return Response(self.get_serializer(patient).data)
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        identifiers = _identifier_inputs(data.pop("identifiers", []))
+        serializer.instance = services.patient_register(
+            actor=Actor.from_request(self.request), data=data, identifiers=identifiers
+        )
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        identifiers = data.pop("identifiers", None)
+        serializer.instance = services.patient_update(
+            actor=Actor.from_request(self.request),
+            patient=serializer.instance,
+            data=data,
+            identifiers=_identifier_inputs(identifiers) if identifiers is not None else None,
+        )
+
+    def destroy(self, request, *args, **kwargs):
+        patient = self.get_object()
+        reason = ReasonSerializer(data=request.data)
+        reason.is_valid(raise_exception=True)
+        services.patient_soft_delete(
+            actor=Actor.from_request(request),
+            patient=patient,
+            reason=reason.validated_data["reason"],
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(summary="Restore a soft-deleted patient", request=None)
+    @action(detail=True, methods=["post"])
+    def restore(self, request, pk=None):
+        patient = self.get_object()
+        patient = services.patient_restore(actor=Actor.from_request(request), patient=patient)
+        return Response(self.get_serializer(patient).data)

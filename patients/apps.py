@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class PatientsConfig(AppConfig):
+    name = "patients"
+    verbose_name = _("Patients")
+
+    def ready(self):
+        from accounts.registry import register_bench_seeder, register_demo_loader
+        from patients import demo, seeding
+
+        register_demo_loader("patients", demo.load_demo_patients, order=20)
+        register_bench_seeder("patients", seeding.seed_patients, order=20)

@@ -1,0 +1,111 @@
+"""One FilterSet for the patient list page and ``/api/v1/patients/`` alike."""
+
+import datetime as dt
+import re
+
+import django_filters
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Department
+from patients.models import IdentityStatus, Patient, PatientIdentifier, Sex
+from patients.normalize import normalize_identifier, normalize_mrn, normalize_name
+
+_DATE_FORMATS = ("%d.%m.%Y", "%Y-%m-%d", "%d/%m/%Y")
+
+
+def parse_date(text: str) -> dt.date | None:
+    for fmt in _DATE_FORMATS:
+        try:
+            return dt.datetime.strptime(text.strip(), fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def name_fragment_q(text: str) -> Q:
+    """Every word must occur in the normalised name (trigram-indexed on PostgreSQL)."""
+    q = Q()
+    for token in normalize_name(text).split(" "):
+        if token:
+            q &= Q(search_name__contains=token)
+    return q
+
+
+def identifier_q(text: str) -> Q:
+    value = normalize_identifier(text)
+    if not value:
+        return Q(pk__in=[])
+    return Q(pk__in=PatientIdentifier.objects.filter(value=value).values("patient_id"))
+
+
+class PatientFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="filter_q",
+        label=_("Search"),
+        help_text=_("Name fragment, MRN, identifier or birth date (DD.MM.YYYY)."),
+    )
+    name = django_filters.CharFilter(method="filter_name", label=_("Name fragment"))
+    mrn = django_filters.CharFilter(method="filter_mrn", label=_("MRN"))
+    identifier = django_filters.CharFilter(method="filter_identifier", label=_("Identifier"))
+    birth_date = django_filters.DateFilter(
+        field_name="birth_date", label=_("Birth date"), input_formats=_DATE_FORMATS
+    )
+    birth_date_after = django_filters.DateFilter(
+        field_name="birth_date",
+        lookup_expr="gte",
+        label=_("Born on or after"),
+        input_formats=_DATE_FORMATS,
+    )
+    birth_date_before = django_filters.DateFilter(
+        field_name="birth_date",
+        lookup_expr="lte",
+        label=_("Born on or before"),
+        input_formats=_DATE_FORMATS,
+    )
+    sex = django_filters.ChoiceFilter(choices=Sex.choices, label=_("Sex"))
+    identity_status = django_filters.ChoiceFilter(
+        choices=IdentityStatus.choices, label=_("Identity status")
+    )
+    department = django_filters.ModelChoiceFilter(
+        queryset=Department.objects.all(), label=_("Department")
+    )
+    deleted = django_filters.BooleanFilter(
+        field_name="deleted_at", lookup_expr="isnull", exclude=True, label=_("Deleted")
+    )
+    ordering = django_filters.OrderingFilter(
+        fields=(
+            ("last_name", "last_name"),
+            ("birth_date", "birth_date"),
+            ("mrn", "mrn"),
+            ("created_at", "created_at"),
+        ),
+        label=_("Ordering"),
+    )
+
+    class Meta:
+        model = Patient
+        fields = []
+
+    def filter_q(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        date = parse_date(value)
+        if date is not None:
+            return queryset.filter(birth_date=date)
+        q = Q(mrn=normalize_mrn(value))
+        if re.search(r"\d", value):
+            q |= identifier_q(value)
+        if re.search(r"[^\W\d_]", value):
+            q |= name_fragment_q(value)
+        return queryset.filter(q)
+
+    def filter_name(self, queryset, name, value):
+        return queryset.filter(name_fragment_q(value)) if value.strip() else queryset
+
+    def filter_mrn(self, queryset, name, value):
+        return queryset.filter(mrn=normalize_mrn(value)) if value.strip() else queryset
+
+    def filter_identifier(self, queryset, name, value):
+        return queryset.filter(identifier_q(value)) if value.strip() else queryset

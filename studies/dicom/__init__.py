@@ -1,0 +1,1 @@
+"""Django-free DICOM handling: parse, validate, de-identify, render (pydicom + numpy)."""

@@ -1,0 +1,1 @@
+# Study, Series, Instance, DerivedImage and Report arrive with the studies issue.
