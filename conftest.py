@@ -1,0 +1,85 @@
+"""Fixtures shared by every app's tests: users named by role, and the CI rule for missing parts.
+
+Under ``CI=true`` a missing dependency (Chromium, gettext, a broker) FAILS the test instead of
+skipping it, so a green CI run always means the whole suite ran.
+"""
+
+import os
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (locally) or fail (in CI) when something a test needs is missing."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and a dependency is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def department(db):
+    from accounts.tests.factories import DepartmentFactory
+
+    return DepartmentFactory(code="radiology", name="Radiology")
+
+
+@pytest.fixture
+def other_department(db):
+    from accounts.tests.factories import DepartmentFactory
+
+    return DepartmentFactory(code="ent", name="ENT")
+
+
+def _role_user(role, username, department):
+    from accounts.tests.factories import UserFactory
+
+    return UserFactory(username=username, role=role, departments=[department])
+
+
+@pytest.fixture
+def administrator(department):
+    return _role_user("Administrator", "administrator", department)
+
+
+@pytest.fixture
+def radiologist(department):
+    return _role_user("Radiologist", "radiologist", department)
+
+
+@pytest.fixture
+def clinician(department):
+    return _role_user("Clinician", "clinician", department)
+
+
+@pytest.fixture
+def registrar(department):
+    return _role_user("Registrar", "registrar", department)
+
+
+@pytest.fixture
+def researcher(department):
+    return _role_user("Researcher", "researcher", department)
+
+
+@pytest.fixture
+def outsider(other_department):
+    """A clinician of another department: department scope arrives with the accounts issue."""
+    return _role_user("Clinician", "outsider", other_department)
+
+
+@pytest.fixture
+def superuser(db):
+    from accounts.tests.factories import UserFactory
+
+    return UserFactory(username="root", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()

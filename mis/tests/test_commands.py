@@ -1,0 +1,62 @@
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from accounts.models import AuditEvent
+from patients.models import Patient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_ensure_admin_creates_an_administrator_and_prints_a_working_login(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    out = io.StringIO()
+    call_command("ensure_admin", stdout=out)
+    password = out.getvalue().split("password:")[1].split()[0]
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+    assert admin.groups.filter(name="Administrator").exists()
+
+    again = io.StringIO()
+    call_command("ensure_admin", stdout=again)
+    assert password in again.getvalue()
+    assert get_user_model().objects.filter(username="admin").count() == 1
+
+
+def test_bootstrap_loads_demo_data_in_embedded_mode_only(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    call_command("bootstrap", stdout=io.StringIO())
+    assert Patient.objects.filter(mrn__startswith="DEMO").count() == 24
+    assert Patient.objects.filter(identity_status="unknown").count() == 1
+    call_command("bootstrap", stdout=io.StringIO())  # idempotent
+    assert Patient.objects.filter(mrn__startswith="DEMO").count() == 24
+
+
+def test_demo_data_is_refused_in_production(settings, superuser):
+    settings.DEMO_DATA_ALLOWED = False
+    with pytest.raises(CommandError, match="never loaded in production"):
+        call_command("load_demo", stdout=io.StringIO())
+    assert not Patient.objects.exists()
+
+
+def test_seed_bench_bulk_loads_patients_and_audit_events():
+    out = io.StringIO()
+    call_command("seed_bench", patients=1200, audit_events=3000, stdout=out)
+    assert Patient.objects.filter(mrn__startswith="B").count() == 1200
+    assert AuditEvent.objects.count() == 3000
+    assert Patient.objects.filter(search_name="").count() == 0
+    assert out.getvalue().strip().splitlines()[-1].startswith("{")
+
+
+def test_seed_bench_says_clearly_what_it_cannot_seed_yet():
+    with pytest.raises(CommandError, match="studies"):
+        call_command("seed_bench", studies=10, stdout=io.StringIO())
+
+
+def test_drf_create_token_works(clinician):
+    out = io.StringIO()
+    call_command("drf_create_token", "clinician", stdout=out)
+    assert "Generated token" in out.getvalue()
