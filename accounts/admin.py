@@ -14,7 +14,9 @@ class DepartmentAdmin(admin.ModelAdmin):
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
-    fieldsets = BaseUserAdmin.fieldsets + ((_("Hospital"), {"fields": ("middle_name", "departments")}),)
+    fieldsets = BaseUserAdmin.fieldsets + (
+        (_("Hospital"), {"fields": ("middle_name", "departments")}),
+    )
     filter_horizontal = ("groups", "user_permissions", "departments")
     list_display = ["username", "last_name", "first_name", "is_active", "is_staff"]
     list_filter = ["is_active", "is_staff", "groups", "departments"]
@@ -24,8 +26,16 @@ class UserAdmin(BaseUserAdmin):
 class AuditEventAdmin(admin.ModelAdmin):
     """Read-only: the audit can be looked at and filtered, never changed."""
 
-    list_display = ["time", "username", "action", "object_type", "object_id", "patient_id",
-                    "outcome", "ip"]
+    list_display = [
+        "time",
+        "username",
+        "action",
+        "object_type",
+        "object_id",
+        "patient_id",
+        "outcome",
+        "ip",
+    ]
     list_filter = ["action", "outcome", "object_type"]
     search_fields = ["username", "object_id", "=patient_id"]
     date_hierarchy = "time"

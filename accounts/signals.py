@@ -14,8 +14,11 @@ def audit_login(sender, request, user, **kwargs):
 def audit_logout(sender, request, user, **kwargs):
     if user is not None:
         actor = Actor.from_request(request)
-        audit_record(actor=Actor(user=user, ip=actor.ip, user_agent=actor.user_agent),
-                     action=LOGOUT, obj=user)
+        audit_record(
+            actor=Actor(user=user, ip=actor.ip, user_agent=actor.user_agent),
+            action=LOGOUT,
+            obj=user,
+        )
 
 
 @receiver(user_login_failed)

@@ -6,7 +6,8 @@ HTTP status; lists are page-number paginated with ``page`` and ``page_size``.
 
 import logging
 
-from django.core.exceptions import PermissionDenied, ValidationError as DjangoValidationError
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, pagination, status
@@ -45,7 +46,9 @@ def error_body(code: str, message: str, details=None) -> dict:
 
 def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        details = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
         exc = exceptions.ValidationError(details)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()

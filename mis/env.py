@@ -13,7 +13,8 @@ def env_str(name: str, default: str | None = None, *, required: bool = False) ->
     if value is None or value == "":
         if required:
             raise ImproperlyConfigured(
-                f"Environment variable {name} is required in production mode; set it and start again."
+                f"Environment variable {name} is required in production mode; "
+                "set it and start again."
             )
         return default
     return value

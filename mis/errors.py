@@ -10,9 +10,7 @@ from mis.api import error_body
 def _respond(request, status: int, code: str, message: str):
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(code, message), status=status)
-    return render(
-        request, "error.html", {"status": status, "message": message}, status=status
-    )
+    return render(request, "error.html", {"status": status, "message": message}, status=status)
 
 
 def bad_request(request, exception=None):
@@ -20,9 +18,7 @@ def bad_request(request, exception=None):
 
 
 def permission_denied(request, exception=None):
-    return _respond(
-        request, 403, "permission_denied", _("You do not have permission to do this.")
-    )
+    return _respond(request, 403, "permission_denied", _("You do not have permission to do this."))
 
 
 def page_not_found(request, exception=None):

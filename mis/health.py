@@ -67,8 +67,9 @@ def live(request):
 def ready(request):
     database = _check_database()
     status = 200 if database["ok"] else 503
-    return JsonResponse({"status": "ok" if database["ok"] else "error", "database": database},
-                        status=status)
+    return JsonResponse(
+        {"status": "ok" if database["ok"] else "error", "database": database}, status=status
+    )
 
 
 @never_cache

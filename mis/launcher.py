@@ -18,17 +18,38 @@ def commands(var_dir: str) -> dict[str, list[str]]:
     bin_dir = os.path.dirname(sys.executable)
     return {
         "web": [
-            os.path.join(bin_dir, "gunicorn"), "mis.wsgi:application",
-            "--bind", f"{HOST}:{PORT}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
-            "--threads", "4", "--access-logfile", "-",
+            os.path.join(bin_dir, "gunicorn"),
+            "mis.wsgi:application",
+            "--bind",
+            f"{HOST}:{PORT}",
+            "--workers",
+            os.environ.get("WEB_CONCURRENCY", "2"),
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
         ],
         "worker": [
-            os.path.join(bin_dir, "celery"), "-A", "mis", "worker",
-            "-Q", "celery,inference,health", "--concurrency", "2", "-l", "INFO",
+            os.path.join(bin_dir, "celery"),
+            "-A",
+            "mis",
+            "worker",
+            "-Q",
+            "celery,inference,health",
+            "--concurrency",
+            "2",
+            "-l",
+            "INFO",
         ],
         "beat": [
-            os.path.join(bin_dir, "celery"), "-A", "mis", "beat", "-l", "INFO",
-            "--schedule", os.path.join(var_dir, "celerybeat-schedule"),
+            os.path.join(bin_dir, "celery"),
+            "-A",
+            "mis",
+            "beat",
+            "-l",
+            "INFO",
+            "--schedule",
+            os.path.join(var_dir, "celerybeat-schedule"),
         ],
     }
 
@@ -41,8 +62,10 @@ def main() -> int:
         name: subprocess.Popen(cmd, start_new_session=True)
         for name, cmd in commands(str(settings.VAR_DIR)).items()
     }
-    print(f"MIS ({settings.MIS_MODE}) at http://{HOST}:{PORT}/  — Ctrl+C stops web, worker and beat",
-          flush=True)
+    print(
+        f"MIS ({settings.MIS_MODE}) at http://{HOST}:{PORT}/  — Ctrl+C stops web, worker and beat",
+        flush=True,
+    )
     stopping = False
 
     def stop(*_args):

@@ -17,8 +17,17 @@ class IdentifierTypeAdmin(admin.ModelAdmin):
 
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
-    list_display = ["mrn", "last_name", "first_name", "middle_name", "birth_date", "sex",
-                    "identity_status", "department", "deleted_at"]
+    list_display = [
+        "mrn",
+        "last_name",
+        "first_name",
+        "middle_name",
+        "birth_date",
+        "sex",
+        "identity_status",
+        "department",
+        "deleted_at",
+    ]
     list_filter = ["identity_status", "sex", "department"]
     search_fields = ["=mrn", "search_name", "=identifiers__value"]
     readonly_fields = ["deleted_at", "deleted_by", "deletion_reason", "created_at", "updated_at"]
@@ -30,8 +39,11 @@ class PatientAdmin(admin.ModelAdmin):
     def get_search_results(self, request, queryset, search_term):
         from patients.normalize import normalize_name
 
-        return super().get_search_results(request, queryset, normalize_name(search_term)
-                                          if not search_term.isdigit() else search_term)
+        return super().get_search_results(
+            request,
+            queryset,
+            normalize_name(search_term) if not search_term.isdigit() else search_term,
+        )
 
     def has_delete_permission(self, request, obj=None):
         return False  # soft delete only, through the patient page or the API
@@ -44,18 +56,25 @@ class PatientAdmin(admin.ModelAdmin):
                 actor=Actor.from_request(request),
                 action=LIST,
                 object_type="patients.patient",
-                details={"admin": True, "query": dict(request.GET.items()),
-                         "patient_ids": [p.pk for p in changelist.result_list]},
+                details={
+                    "admin": True,
+                    "query": dict(request.GET.items()),
+                    "patient_ids": [p.pk for p in changelist.result_list],
+                },
             )
         return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)
         if request.method == "GET" and response.status_code == 200:
-            audit_record(actor=Actor.from_request(request), action=VIEW,
-                         object_type="patients.patient", object_id=object_id,
-                         patient_id=int(object_id) if str(object_id).isdigit() else None,
-                         details={"admin": True})
+            audit_record(
+                actor=Actor.from_request(request),
+                action=VIEW,
+                object_type="patients.patient",
+                object_id=object_id,
+                patient_id=int(object_id) if str(object_id).isdigit() else None,
+                details={"admin": True},
+            )
         return response
 
     def save_model(self, request, obj, form, change):
@@ -68,22 +87,25 @@ class PatientAdmin(admin.ModelAdmin):
         else:
             saved = services.patient_register(
                 actor=actor,
-                data={f: form.cleaned_data.get(f) for f in services.IDENTITY_FIELDS
-                      if f in form.cleaned_data},
+                data={
+                    f: form.cleaned_data.get(f)
+                    for f in services.IDENTITY_FIELDS
+                    if f in form.cleaned_data
+                },
             )
         obj.pk = saved.pk
         obj.refresh_from_db()
 
-    @admin.action(description=_("Restore selected deleted patients"),
-                  permissions=["restore"])
+    @admin.action(description=_("Restore selected deleted patients"), permissions=["restore"])
     def restore_selected(self, request, queryset):
         actor = Actor.from_request(request)
         restored = 0
         for patient in queryset.filter(deleted_at__isnull=False):
             services.patient_restore(actor=actor, patient=patient, reason="admin")
             restored += 1
-        self.message_user(request, _("%(n)d patient(s) restored.") % {"n": restored},
-                          messages.SUCCESS)
+        self.message_user(
+            request, _("%(n)d patient(s) restored.") % {"n": restored}, messages.SUCCESS
+        )
 
     def has_restore_permission(self, request):
         return request.user.has_perm("patients.restore_patient")

@@ -54,9 +54,13 @@ def load_demo_patients(*, actor_user, count: int = 24) -> str:
         )
     patient_register(
         actor=actor,
-        data={"mrn": "", "identity_status": IdentityStatus.UNKNOWN, "sex": "M",
-              "notes": "Доставлен скорой помощью без документов.",
-              "department": departments[0]},
+        data={
+            "mrn": "",
+            "identity_status": IdentityStatus.UNKNOWN,
+            "sex": "M",
+            "notes": "Доставлен скорой помощью без документов.",
+            "department": departments[0],
+        },
     )
     return f"{count + 1} demo patients in {len(departments)} departments"
 

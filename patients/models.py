@@ -63,7 +63,9 @@ class IdentifierType(models.Model):
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise ValidationError({"pattern": _("Invalid regular expression: %s") % exc})
+                raise ValidationError(
+                    {"pattern": _("Invalid regular expression: %s") % exc}
+                ) from None
 
     def validate_value(self, value: str) -> None:
         if self.validator == "regex":
@@ -148,6 +150,19 @@ class Patient(models.Model):
     def __str__(self) -> str:
         return f"{self.full_name} ({self.mrn})"
 
+    def save(self, *args, **kwargs):
+        self.mrn = normalize_mrn(self.mrn)
+        self.search_name = normalize_name(
+            " ".join((self.last_name, self.first_name, self.middle_name))
+        )
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = set(update_fields) | {"search_name", "mrn"}
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("patients:detail", args=[self.pk])
+
     @property
     def full_name(self) -> str:
         name = " ".join(p for p in (self.last_name, self.first_name, self.middle_name) if p)
@@ -160,19 +175,6 @@ class Patient(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
-
-    def get_absolute_url(self) -> str:
-        return reverse("patients:detail", args=[self.pk])
-
-    def save(self, *args, **kwargs):
-        self.mrn = normalize_mrn(self.mrn)
-        self.search_name = normalize_name(
-            " ".join((self.last_name, self.first_name, self.middle_name))
-        )
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None:
-            kwargs["update_fields"] = set(update_fields) | {"search_name", "mrn"}
-        super().save(*args, **kwargs)
 
 
 class PatientIdentifier(models.Model):
@@ -194,9 +196,7 @@ class PatientIdentifier(models.Model):
             models.UniqueConstraint(
                 fields=["type", "value"],
                 name="patient_identifier_unique",
-                violation_error_message=_(
-                    "This identifier already belongs to another patient."
-                ),
+                violation_error_message=_("This identifier already belongs to another patient."),
             ),
         ]
         indexes = [models.Index(fields=["value"], name="patient_identifier_value")]
@@ -204,10 +204,10 @@ class PatientIdentifier(models.Model):
     def __str__(self) -> str:
         return f"{self.type}: {self.value}"
 
-    @property
-    def audit_patient_id(self) -> int:
-        return self.patient_id
-
     def save(self, *args, **kwargs):
         self.value = normalize_identifier(self.value)
         super().save(*args, **kwargs)
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.patient_id

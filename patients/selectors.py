@@ -30,9 +30,7 @@ def patient_list(*, user, filters: dict | None = None, include_deleted: bool = F
     return filterset.qs
 
 
-def patient_get(
-    *, user, pk: int, perm: str = VIEW, include_deleted: bool = False
-) -> Patient:
+def patient_get(*, user, pk: int, perm: str = VIEW, include_deleted: bool = False) -> Patient:
     """One patient, or 404 when it does not exist or lies outside the user's scope."""
     try:
         return (
@@ -56,9 +54,7 @@ def patient_possible_duplicates(
     if not birth_date or not last_name:
         return Patient.objects.none()
     wanted = normalize_name(f"{last_name} {first_name}")
-    qs = patient_queryset(user=user).filter(
-        birth_date=birth_date, search_name__startswith=wanted
-    )
+    qs = patient_queryset(user=user).filter(birth_date=birth_date, search_name__startswith=wanted)
     if exclude_pk:
         qs = qs.exclude(pk=exclude_pk)
     return qs[:10]

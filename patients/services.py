@@ -145,7 +145,7 @@ def patient_update(
     data: dict,
     identifiers: list[IdentifierInput] | None = None,
 ) -> Patient:
-    """Change a patient's fields (and, when given, replace the identifiers); records before → after."""
+    """Change fields (and, when given, replace the identifiers); audits before → after."""
     _require(actor, "patients.change_patient")
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     if patient.is_deleted:

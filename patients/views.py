@@ -146,12 +146,11 @@ def patient_edit(request, pk: int):
     _require(request, "patients.change_patient")
     patient = selectors.patient_get(user=request.user, pk=pk, perm="patients.change_patient")
     initial_identifiers = [{"type": i.type, "value": i.value} for i in patient.identifiers.all()]
-    form = PatientForm(request.POST or None, instance=selectors.patient_get(
-        user=request.user, pk=pk, perm="patients.change_patient"
-    ))
-    formset = IdentifierFormSet(
-        request.POST or None, prefix="ident", initial=initial_identifiers
+    form = PatientForm(
+        request.POST or None,
+        instance=selectors.patient_get(user=request.user, pk=pk, perm="patients.change_patient"),
     )
+    formset = IdentifierFormSet(request.POST or None, prefix="ident", initial=initial_identifiers)
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         try:
             services.patient_update(
@@ -194,7 +193,9 @@ def patient_delete(request, pk: int):
                 % {"name": patient.full_name},
             )
             return redirect("patients:list")
-    return render(request, "patients/patient_confirm_delete.html", {"patient": patient, "form": form})
+    return render(
+        request, "patients/patient_confirm_delete.html", {"patient": patient, "form": form}
+    )
 
 
 @login_required

@@ -19,7 +19,9 @@ def test_audit_record_takes_who_and_where_from_the_request(clinician):
     event.refresh_from_db()
     assert (event.user_id, event.username) == (clinician.pk, "clinician")
     assert (event.object_type, event.object_id, event.patient_id) == (
-        "accounts.department", str(department.pk), 42
+        "accounts.department",
+        str(department.pk),
+        42,
     )
     assert (event.ip, event.user_agent, event.outcome) == ("10.1.2.3", "Firefox/128", "success")
 

@@ -25,15 +25,23 @@ def _request(user):
 def test_it_audits_then_streams_the_file(clinician, stored):
     storage, name = stored
     response = protected_file_response(
-        _request(clinician), name=name, object_type="studies.instance", object_id=7,
-        patient_id=42, download_name="image.dcm", storage=storage,
+        _request(clinician),
+        name=name,
+        object_type="studies.instance",
+        object_id=7,
+        patient_id=42,
+        download_name="image.dcm",
+        storage=storage,
     )
     assert b"".join(response.streaming_content) == b"DICM-bytes"
     assert response["Cache-Control"] == "private, no-store"
     assert "attachment" in response["Content-Disposition"]
     event = AuditEvent.objects.get()
     assert (event.action, event.patient_id, event.object_id, event.ip) == (
-        "download", 42, "7", "10.0.0.9"
+        "download",
+        42,
+        "7",
+        "10.0.0.9",
     )
 
 
@@ -41,8 +49,13 @@ def test_behind_nginx_it_hands_the_file_over_with_x_accel_redirect(clinician, st
     settings.PROTECTED_FILES_BACKEND = "nginx"
     storage, name = stored
     response = protected_file_response(
-        _request(clinician), name=name, object_type="studies.instance", object_id=7,
-        patient_id=42, download_name="image.dcm", storage=storage,
+        _request(clinician),
+        name=name,
+        object_type="studies.instance",
+        object_id=7,
+        patient_id=42,
+        download_name="image.dcm",
+        storage=storage,
     )
     assert response["X-Accel-Redirect"] == "/_protected/" + name
     assert response.content == b""

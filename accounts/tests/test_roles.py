@@ -21,9 +21,11 @@ def test_every_role_is_a_group_with_exactly_the_permissions_of_the_table():
 def test_only_registrars_register_and_only_administrators_restore(
     administrator, radiologist, clinician, registrar, researcher
 ):
-    assert [u.has_perm("patients.add_patient") for u in
-            (administrator, radiologist, clinician, registrar, researcher)] == [
-        False, False, False, True, False]
-    assert [u.has_perm("patients.restore_patient") for u in
-            (administrator, radiologist, clinician, registrar, researcher)] == [
-        True, False, False, False, False]
+    assert [
+        u.has_perm("patients.add_patient")
+        for u in (administrator, radiologist, clinician, registrar, researcher)
+    ] == [False, False, False, True, False]
+    assert [
+        u.has_perm("patients.restore_patient")
+        for u in (administrator, radiologist, clinician, registrar, researcher)
+    ] == [True, False, False, False, False]

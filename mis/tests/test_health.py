@@ -53,10 +53,27 @@ def health_worker():
     """A real Celery worker on the health queue, started like the compose file starts one."""
     require(_broker_reachable(), "the Celery broker is not reachable")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "mis", "worker", "-Q", "health",
-         "--pool", "solo", "-n", f"health-test-{os.getpid()}@%h", "--without-mingle",
-         "--without-gossip", "-l", "WARNING"],
-        cwd=ROOT, env=os.environ.copy(), start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mis",
+            "worker",
+            "-Q",
+            "health",
+            "--pool",
+            "solo",
+            "-n",
+            f"health-test-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "WARNING",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        start_new_session=True,
     )
     yield process
     process.terminate()

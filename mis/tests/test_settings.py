@@ -28,12 +28,21 @@ SHOW = (
 
 
 def _run(env: dict, tmp_path) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in PRODUCTION and k not in ("USE_HTTPS", "DEBUG")}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PRODUCTION and k not in ("USE_HTTPS", "DEBUG")
+    }
     clean.update({"DJANGO_SETTINGS_MODULE": "mis.settings", "MIS_VAR_DIR": str(tmp_path)})
     clean.update(env)
-    return subprocess.run([sys.executable, "-c", SHOW], cwd=ROOT, env=clean,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", SHOW],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_embedded_is_the_default_with_sqlite_wal_and_the_filesystem_broker(tmp_path):
@@ -47,8 +56,9 @@ def test_embedded_is_the_default_with_sqlite_wal_and_the_filesystem_broker(tmp_p
     assert (tmp_path / "broker" / "queue").is_dir()
 
 
-@pytest.mark.parametrize("missing", ["DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY",
-                                     "ALLOWED_HOSTS"])
+@pytest.mark.parametrize(
+    "missing", ["DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY", "ALLOWED_HOSTS"]
+)
 def test_production_refuses_to_start_without(missing, tmp_path):
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
     result = _run(env, tmp_path)

@@ -1,3 +1,4 @@
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -19,8 +20,8 @@ class IdentifierSerializer(serializers.ModelSerializer):
     def validate(self, attrs):
         try:
             attrs["type"].validate_value(attrs["value"])
-        except Exception as exc:  # django ValidationError → field error
-            raise serializers.ValidationError({"value": list(getattr(exc, "messages", [exc]))})
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"value": exc.messages}) from None
         return attrs
 
 
@@ -32,7 +33,9 @@ class PatientSerializer(serializers.ModelSerializer):
     full_name = serializers.CharField(read_only=True)
     is_deleted = serializers.BooleanField(read_only=True)
     mrn = serializers.CharField(
-        max_length=32, required=False, allow_blank=True,
+        max_length=32,
+        required=False,
+        allow_blank=True,
         help_text=_("Leave empty to generate one."),
     )
 

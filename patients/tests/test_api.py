@@ -92,7 +92,9 @@ def test_a_bad_filter_value_is_a_400_in_the_error_shape(api_client, clinician):
     assert "birth_date" in response.json()["error"]["details"]
 
 
-def test_list_query_count_does_not_grow_with_rows(api_client, clinician, django_assert_max_num_queries):
+def test_list_query_count_does_not_grow_with_rows(
+    api_client, clinician, django_assert_max_num_queries
+):
     PatientFactory.create_batch(20)
     api_client.force_authenticate(clinician)
     with django_assert_max_num_queries(12):
@@ -155,7 +157,9 @@ def test_registrar_edits_and_changes_are_audited(api_client, registrar, patient)
     response = api_client.patch(detail(patient.pk), {"phone": "+7 900 000-00-00"}, format="json")
     assert response.status_code == 200
     assert response.json()["phone"] == "+7 900 000-00-00"
-    assert AuditEvent.objects.get(action="update").details["changes"]["phone"][1] == "+7 900 000-00-00"
+    assert (
+        AuditEvent.objects.get(action="update").details["changes"]["phone"][1] == "+7 900 000-00-00"
+    )
 
 
 def test_clinician_cannot_edit(api_client, clinician, patient):
@@ -168,7 +172,10 @@ def test_delete_needs_a_reason_and_restore_needs_an_administrator(
 ):
     api_client.force_authenticate(registrar)
     assert api_client.delete(detail(patient.pk), {}, format="json").status_code == 400
-    assert api_client.delete(detail(patient.pk), {"reason": "duplicate"}, format="json").status_code == 204
+    assert (
+        api_client.delete(detail(patient.pk), {"reason": "duplicate"}, format="json").status_code
+        == 204
+    )
     assert api_client.get(detail(patient.pk)).status_code == 404
     assert api_client.post(f"{detail(patient.pk)}restore/").status_code == 403
 

@@ -13,14 +13,30 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def people(other_department):
     return {
-        "fedorov": PatientFactory(mrn="A1", last_name="Фёдоров", first_name="Пётр",
-                                  birth_date=dt.date(1980, 5, 17), sex="M"),
-        "ivanova": PatientFactory(mrn="A2", last_name="Иванова", first_name="Анна",
-                                  birth_date=dt.date(1975, 12, 1), sex="F",
-                                  identity_status="provisional"),
-        "smith": PatientFactory(mrn="A3", last_name="Smith", first_name="John",
-                                birth_date=dt.date(2001, 3, 9), sex="M",
-                                department=other_department, identity_status="unknown"),
+        "fedorov": PatientFactory(
+            mrn="A1",
+            last_name="Фёдоров",
+            first_name="Пётр",
+            birth_date=dt.date(1980, 5, 17),
+            sex="M",
+        ),
+        "ivanova": PatientFactory(
+            mrn="A2",
+            last_name="Иванова",
+            first_name="Анна",
+            birth_date=dt.date(1975, 12, 1),
+            sex="F",
+            identity_status="provisional",
+        ),
+        "smith": PatientFactory(
+            mrn="A3",
+            last_name="Smith",
+            first_name="John",
+            birth_date=dt.date(2001, 3, 9),
+            sex="M",
+            department=other_department,
+            identity_status="unknown",
+        ),
     }
 
 

@@ -102,7 +102,9 @@ def test_update_records_before_and_after(registrar):
 
 def test_update_without_changes_writes_no_audit_row(registrar):
     patient = PatientFactory(last_name="Петров")
-    services.patient_update(actor=Actor(user=registrar), patient=patient, data={"last_name": "Петров"})
+    services.patient_update(
+        actor=Actor(user=registrar), patient=patient, data={"last_name": "Петров"}
+    )
     assert not AuditEvent.objects.filter(action="update").exists()
 
 

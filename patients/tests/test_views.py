@@ -144,8 +144,7 @@ def test_register_requires_login(client):
 
 
 def test_register_warns_about_a_same_name_same_birth_date_patient(client, registrar):
-    PatientFactory(mrn="OLD1", last_name="Ежиков", first_name="Семен",
-                   birth_date="2015-06-01")
+    PatientFactory(mrn="OLD1", last_name="Ежиков", first_name="Семен", birth_date="2015-06-01")
     client.force_login(registrar)
     response = client.post(reverse("patients:create"), FORM)
     assert response.status_code == 200
@@ -174,8 +173,9 @@ def test_register_shows_field_errors_in_russian(client, registrar):
 def test_register_with_a_taken_mrn_is_a_field_error(client, registrar):
     PatientFactory(mrn="TAKEN")
     client.force_login(registrar)
-    response = client.post(reverse("patients:create"), {**FORM, "mrn": "taken"},
-                           HTTP_ACCEPT_LANGUAGE="en")
+    response = client.post(
+        reverse("patients:create"), {**FORM, "mrn": "taken"}, HTTP_ACCEPT_LANGUAGE="en"
+    )
     assert response.status_code == 200
     assert "already exists" in response.content.decode()
 
@@ -185,8 +185,13 @@ def test_registrar_edits_a_patient(client, registrar, patient):
     client.force_login(registrar)
     response = client.get(reverse("patients:edit", args=[patient.pk]))
     assert response.status_code == 200
-    data = {**FORM, "mrn": "V1", "last_name": "Соколова-Белова", "first_name": "Ольга",
-            "birth_date": "1980-05-17"}
+    data = {
+        **FORM,
+        "mrn": "V1",
+        "last_name": "Соколова-Белова",
+        "first_name": "Ольга",
+        "birth_date": "1980-05-17",
+    }
     response = client.post(reverse("patients:edit", args=[patient.pk]), data)
     assert response.status_code == 302
     patient.refresh_from_db()

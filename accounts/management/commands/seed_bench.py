@@ -25,7 +25,8 @@ class Command(BaseCommand):
         missing = [name for name in wanted if name not in bench_seeders]
         if missing:
             raise CommandError(
-                "No seeder is registered for: " + ", ".join(missing)
+                "No seeder is registered for: "
+                + ", ".join(missing)
                 + " (their models arrive with a later issue)."
             )
         figures = {}
