@@ -83,3 +83,14 @@ def api_client():
     from rest_framework.test import APIClient
 
     return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def english_by_default(settings):
+    """Messages are asserted in English unless a test asks for Russian (Accept-Language: ru,
+    or translation.override("ru")); the product's own default stays Russian."""
+    from django.utils import translation
+
+    settings.LANGUAGE_CODE = "en"
+    with translation.override("en"):
+        yield

@@ -1,12 +1,15 @@
 """Patients in the admin: every read is audited and every write goes through the services."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.audit import LIST, VIEW, Actor, audit_record
 from accounts.permissions import restrict
 from patients import services
-from patients.models import IdentifierType, Patient
+from patients.models import IdentifierType, IdentityStatus, Patient
+from patients.services import IDENTITY_FIELDS
 
 
 @admin.register(IdentifierType)
@@ -15,8 +18,32 @@ class IdentifierTypeAdmin(admin.ModelAdmin):
     prepopulated_fields = {"code": ["name"]}
 
 
+class PatientAdminForm(forms.ModelForm):
+    class Meta:
+        model = Patient
+        fields = [*IDENTITY_FIELDS]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "mrn" in self.fields:
+            self.fields["mrn"].required = False
+            self.fields["mrn"].help_text = _("Leave empty to generate one.")
+
+    def clean(self):
+        cleaned = super().clean()
+        # The same rule the service applies, checked here so that the admin shows a field error.
+        if cleaned.get("identity_status") != IdentityStatus.UNKNOWN and not cleaned.get(
+            "last_name"
+        ):
+            self.add_error(
+                "last_name", _("A last name is required unless the identity is unknown.")
+            )
+        return cleaned
+
+
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
+    form = PatientAdminForm
     list_display = [
         "mrn",
         "last_name",
@@ -104,7 +131,10 @@ class PatientAdmin(admin.ModelAdmin):
             services.patient_restore(actor=actor, patient=patient, reason="admin")
             restored += 1
         self.message_user(
-            request, _("%(n)d patient(s) restored.") % {"n": restored}, messages.SUCCESS
+            request,
+            ngettext("%(n)d patient restored.", "%(n)d patients restored.", restored)
+            % {"n": restored},
+            messages.SUCCESS,
         )
 
     def has_restore_permission(self, request):

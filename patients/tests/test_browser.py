@@ -67,10 +67,17 @@ def test_registrar_registers_finds_and_edits_a_patient(page, live_server, regist
     page.select_option("#id_sex", "F")
     page.select_option("#id_ident-0-type", label="СНИЛС")
     page.fill("#id_ident-0-value", "112-233-445 95")
+    page.click("[data-formset-add=ident]")
+    page.select_option("#id_ident-1-type", label="Полис ОМС")
+    page.fill("#id_ident-1-value", "7700 0000 0000 0001")
     page.screenshot(path=ARTIFACTS / "patient-register.png", full_page=True)
     page.click("button.primary")
     page.wait_for_selector("text=СНИЛС:")
     patient = Patient.objects.get(last_name="Ёлкина")
+    assert sorted(patient.identifiers.values_list("value", flat=True)) == [
+        "11223344595",
+        "7700000000000001",
+    ]
     assert page.url.endswith(patient.get_absolute_url())
 
     page.goto(f"{live_server.url}/patients/")

@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import translation
 
 from accounts.audit import Actor
 from accounts.models import AuditEvent
@@ -41,7 +42,8 @@ def test_an_unknown_patient_gets_a_temporary_mrn_and_needs_no_name(registrar):
         data={"identity_status": IdentityStatus.UNKNOWN, "sex": "U"},
     )
     assert patient.mrn.startswith("T")
-    assert patient.full_name == "Unidentified patient"
+    with translation.override("en"):
+        assert patient.full_name == "Unidentified patient"
 
 
 def test_a_verified_patient_needs_a_last_name(registrar):
