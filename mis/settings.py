@@ -110,7 +110,9 @@ WSGI_APPLICATION = "mis.wsgi.application"
 # busy timeout instead of failing with "database is locked" on lock upgrade.
 _database_url = env_str("DATABASE_URL", required=PRODUCTION)
 if _database_url:
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
         DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_DATABASE_NAME")

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from accounts.tests.factories import PASSWORD
 from conftest import require
@@ -49,6 +50,9 @@ def page(live_server):
         yield page
         context.close()
         browser.close()
+        # ORM calls made while Playwright's loop ran hold their own connection; close it, or
+        # PostgreSQL refuses to drop the test database at the end of the session.
+        connections.close_all()
 
 
 def test_registrar_registers_finds_and_edits_a_patient(page, live_server, registrar):
