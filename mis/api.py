@@ -69,7 +69,7 @@ def exception_handler(exc, context):
             "summary": _first_message(exc.detail)
         }
     else:
-        details = None
+        details = getattr(exc, "extra", None)
         message = _first_message(exc.detail)
     response.data = error_body(_code_for(exc), message, details)
     return response

@@ -32,6 +32,15 @@ class PatientSerializer(serializers.ModelSerializer):
     )
     full_name = serializers.CharField(read_only=True)
     is_deleted = serializers.BooleanField(read_only=True)
+    confirm_duplicate = serializers.BooleanField(
+        write_only=True,
+        required=False,
+        default=False,
+        help_text=_(
+            "Register even though a patient with the same name and birth date exists "
+            "(otherwise such a request is answered 409 with the candidates)."
+        ),
+    )
     mrn = serializers.CharField(
         max_length=32,
         required=False,
@@ -57,6 +66,7 @@ class PatientSerializer(serializers.ModelSerializer):
             "address",
             "notes",
             "identifiers",
+            "confirm_duplicate",
             "is_deleted",
             "created_at",
             "updated_at",

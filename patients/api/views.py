@@ -1,7 +1,8 @@
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -10,6 +11,19 @@ from accounts.permissions import can
 from patients import selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
 from patients.filters import PatientFilter
+
+
+class PossibleDuplicate(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "possible_duplicate"
+    default_detail = _(
+        "A patient with the same name and birth date is already registered; "
+        'send "confirm_duplicate": true to register a different person.'
+    )
+
+    def __init__(self, detail):
+        super().__init__(self.default_detail, self.default_code)
+        self.extra = detail
 
 
 def _identifier_inputs(items) -> list[services.IdentifierInput]:
@@ -84,6 +98,21 @@ class PatientViewSet(
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
+        if not data.pop("confirm_duplicate", False):
+            duplicates = selectors.patient_possible_duplicates(
+                user=self.request.user,
+                last_name=data.get("last_name", ""),
+                first_name=data.get("first_name", ""),
+                birth_date=data.get("birth_date"),
+            )
+            if duplicates:
+                raise PossibleDuplicate(
+                    detail={
+                        "candidates": [
+                            {"id": p.pk, "mrn": p.mrn, "full_name": p.full_name} for p in duplicates
+                        ]
+                    }
+                )
         identifiers = _identifier_inputs(data.pop("identifiers", []))
         serializer.instance = services.patient_register(
             actor=Actor.from_request(self.request), data=data, identifiers=identifiers
@@ -91,6 +120,7 @@ class PatientViewSet(
 
     def perform_update(self, serializer):
         data = dict(serializer.validated_data)
+        data.pop("confirm_duplicate", None)
         identifiers = data.pop("identifiers", None)
         serializer.instance = services.patient_update(
             actor=Actor.from_request(self.request),

@@ -212,3 +212,24 @@ def test_the_schema_documents_the_patient_endpoints(api_client):
     assert response.status_code == 200
     paths = response.json()["paths"]
     assert "/api/v1/patients/" in paths and "/api/v1/patients/{id}/restore/" in paths
+
+
+def test_a_same_name_same_birth_date_patient_is_a_409_with_the_candidates(api_client, registrar):
+    existing = PatientFactory(
+        mrn="OLD1", last_name="Елкина", first_name="Мария", birth_date="1990-01-02"
+    )
+    api_client.force_authenticate(registrar)
+    payload = {**NEW, "identifiers": []}
+    response = api_client.post(LIST, payload, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "possible_duplicate"
+    assert error["details"]["candidates"][0] == {
+        "id": existing.pk,
+        "mrn": "OLD1",
+        "full_name": existing.full_name,
+    }
+    assert Patient.objects.count() == 1
+    response = api_client.post(LIST, {**payload, "confirm_duplicate": True}, format="json")
+    assert response.status_code == 201
+    assert Patient.objects.count() == 2

@@ -267,3 +267,11 @@ def test_dates_are_shown_in_the_users_locale(client, clinician):
     en = client.get(patient.get_absolute_url(), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "17.05.1980" in ru
     assert "05/17/1980" in en
+
+
+def test_list_query_count_does_not_grow_with_rows(client, clinician, django_assert_max_num_queries):
+    for n in range(25):
+        PatientFactory(mrn=f"Q{n:03d}")
+    client.force_login(clinician)
+    with django_assert_max_num_queries(10):
+        assert client.get(reverse("patients:list")).status_code == 200
