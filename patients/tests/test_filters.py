@@ -123,3 +123,12 @@ def test_deleted_patients_are_not_listed(clinician, people):
 
 def test_a_user_without_the_view_permission_sees_nothing(researcher, people):
     assert _mrns(researcher) == []
+
+
+def test_name_matches_are_ordered_by_name_with_yo_as_ye(clinician):
+    for mrn, last in (("N1", "Ёлкин"), ("N2", "Елагин"), ("N3", "Ежов")):
+        PatientFactory(mrn=mrn, last_name=last, first_name="Пётр")
+    # ежов < елагин < ёлкин (= елкин)
+    assert [p.mrn for p in patient_list(user=clinician, filters={"q": "е"})] == ["N3", "N2", "N1"]
+    explicit = patient_list(user=clinician, filters={"q": "е", "ordering": "mrn"})
+    assert [p.mrn for p in explicit] == ["N1", "N2", "N3"]
