@@ -378,6 +378,13 @@ def smoke(work_dir: Path, processes: Processes) -> None:
             raise SmokeFailure(f"GET {path}: HTTP {status}: {body[:1000]}")
         log(f"GET {path}: 200")
 
+    # The API's throttles go through the cache (Redis here, as in compose): an anonymous request
+    # must get the API's 401 error shape, not a 500 from an unreachable cache.
+    status, body = http_get(base_url + "/api/v1/patients/")
+    if status != 401 or '"not_authenticated"' not in body:
+        raise SmokeFailure(f"GET /api/v1/patients/ anonymously: HTTP {status}: {body[:1000]}")
+    log("GET /api/v1/patients/ (anonymous): 401 in the API's error shape")
+
     exited = processes.exited()
     if exited:
         raise SmokeFailure(f"exited during the test: {exited}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 
 from accounts.models import AuditEvent
@@ -65,8 +66,11 @@ class Actor:
 
 
 def client_ip(request) -> str | None:
-    # REMOTE_ADDR is the proxy's address behind gunicorn+nginx; the proxy sets X-Real-IP.
-    return request.META.get("HTTP_X_REAL_IP") or request.META.get("REMOTE_ADDR") or None
+    # Behind nginx, REMOTE_ADDR is the proxy's address and the proxy sets X-Real-IP; the header
+    # is trusted only when BEHIND_PROXY says a proxy overwrites it.
+    if settings.BEHIND_PROXY and request.META.get("HTTP_X_REAL_IP"):
+        return request.META["HTTP_X_REAL_IP"]
+    return request.META.get("REMOTE_ADDR") or None
 
 
 def object_label(obj: models.Model) -> str:

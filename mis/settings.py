@@ -132,7 +132,11 @@ else:
         }
     }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str("TEST_SQLITE_NAME")
+    # A file, not the in-memory default: its locking (WAL, busy timeout) is the embedded mode's,
+    # so concurrency tests mean the same on SQLite as in production.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = env_str(
+        "TEST_SQLITE_NAME", str(VAR_DIR / "test.sqlite3")
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -191,6 +195,9 @@ SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000) if USE_HTTPS else
 SECURE_HSTS_INCLUDE_SUBDOMAINS = USE_HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if USE_HTTPS else None
 SECURE_REDIRECT_EXEMPT = [r"^health/"]
+# Behind nginx the client's address arrives in X-Real-IP; trusted only when said so, otherwise a
+# client could write any address into the audit.
+BEHIND_PROXY = env_bool("BEHIND_PROXY", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -2,7 +2,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from patients.models import IdentifierType, Patient
+from patients.models import PATIENT_EDITABLE_FIELDS, IdentifierType, Patient
 
 DATE_INPUT_FORMATS = ["%d.%m.%Y", "%Y-%m-%d"]
 
@@ -20,20 +20,7 @@ class PatientForm(forms.ModelForm):
 
     class Meta:
         model = Patient
-        fields = [
-            "mrn",
-            "last_name",
-            "first_name",
-            "middle_name",
-            "birth_date",
-            "sex",
-            "identity_status",
-            "department",
-            "phone",
-            "email",
-            "address",
-            "notes",
-        ]
+        fields = [*PATIENT_EDITABLE_FIELDS]
         widgets = {"notes": forms.Textarea(attrs={"rows": 3})}
         help_texts = {"mrn": _("Leave empty to generate one.")}
 

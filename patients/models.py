@@ -177,6 +177,24 @@ class Patient(models.Model):
         return self.deleted_at is not None
 
 
+# The fields a person edits, in the order forms and the API show them; the services, the page's
+# form, the admin and the API all take this one list.
+PATIENT_EDITABLE_FIELDS = (
+    "mrn",
+    "last_name",
+    "first_name",
+    "middle_name",
+    "birth_date",
+    "sex",
+    "identity_status",
+    "department",
+    "phone",
+    "email",
+    "address",
+    "notes",
+)
+
+
 class PatientIdentifier(models.Model):
     patient = models.ForeignKey(
         Patient, on_delete=models.CASCADE, related_name="identifiers", verbose_name=_("patient")

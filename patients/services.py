@@ -11,23 +11,16 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import CREATE, DELETE, RESTORE, UPDATE, Actor, audit_record
 from accounts.permissions import can
-from patients.models import IdentifierType, IdentityStatus, Patient, PatientIdentifier
+from patients.models import (
+    PATIENT_EDITABLE_FIELDS,
+    IdentifierType,
+    IdentityStatus,
+    Patient,
+    PatientIdentifier,
+)
 from patients.normalize import normalize_identifier, normalize_mrn
 
-IDENTITY_FIELDS = (
-    "mrn",
-    "last_name",
-    "first_name",
-    "middle_name",
-    "birth_date",
-    "sex",
-    "phone",
-    "email",
-    "address",
-    "notes",
-    "department",
-    "identity_status",
-)
+IDENTITY_FIELDS = PATIENT_EDITABLE_FIELDS
 
 
 @dataclass(frozen=True)

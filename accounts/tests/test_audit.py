@@ -70,3 +70,12 @@ def test_the_admin_cannot_change_or_delete_audit_events(client, superuser):
     assert client.post(delete, {"post": "yes"}).status_code == 403
     event.refresh_from_db()
     assert event.reason == ""
+
+
+def test_x_real_ip_is_trusted_only_behind_a_proxy(clinician, settings):
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_REAL_IP="6.6.6.6")
+    request.user = clinician
+    settings.BEHIND_PROXY = False
+    assert Actor.from_request(request).ip == "10.0.0.1"
+    settings.BEHIND_PROXY = True
+    assert Actor.from_request(request).ip == "6.6.6.6"

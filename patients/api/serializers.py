@@ -3,7 +3,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.models import Department
-from patients.models import IdentifierType, Patient, PatientIdentifier
+from patients.models import PATIENT_EDITABLE_FIELDS, IdentifierType, Patient, PatientIdentifier
 
 
 class IdentifierSerializer(serializers.ModelSerializer):
@@ -52,19 +52,8 @@ class PatientSerializer(serializers.ModelSerializer):
         model = Patient
         fields = [
             "id",
-            "mrn",
-            "last_name",
-            "first_name",
-            "middle_name",
             "full_name",
-            "birth_date",
-            "sex",
-            "identity_status",
-            "department",
-            "phone",
-            "email",
-            "address",
-            "notes",
+            *PATIENT_EDITABLE_FIELDS,
             "identifiers",
             "confirm_duplicate",
             "is_deleted",

@@ -233,3 +233,30 @@ def test_a_same_name_same_birth_date_patient_is_a_409_with_the_candidates(api_cl
     response = api_client.post(LIST, {**payload, "confirm_duplicate": True}, format="json")
     assert response.status_code == 201
     assert Patient.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**NEW, "sex": "X"}, "sex"),
+        ({**NEW, "identity_status": "sure"}, "identity_status"),
+        ({**NEW, "email": "not-an-email"}, "email"),
+        ({**NEW, "last_name": "Я" * 101}, "last_name"),
+        ({**NEW, "identifiers": [{"type": "no-such-type", "value": "1"}]}, "identifiers"),
+        ({**NEW, "department": "no-such-department"}, "department"),
+        ({**NEW, "birth_date": "2020-13-01"}, "birth_date"),
+    ],
+)
+def test_bad_payloads_are_400_field_errors(api_client, registrar, payload, field):
+    api_client.force_authenticate(registrar)
+    response = api_client.post(LIST, payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["details"]
+    assert not Patient.objects.exists()
+
+
+def test_malformed_json_is_a_400_in_the_error_shape(api_client, registrar):
+    api_client.force_authenticate(registrar)
+    response = api_client.post(LIST, "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
