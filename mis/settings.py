@@ -178,9 +178,7 @@ if EMBEDDED:
 # accounts.protected_files.protected_file_response, which checks scope and audits.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/protected/"
-PROTECTED_FILES_BACKEND = env_choice(
-    "PROTECTED_FILES_BACKEND", ("django", "nginx"), "django" if EMBEDDED else "django"
-)
+PROTECTED_FILES_BACKEND = env_choice("PROTECTED_FILES_BACKEND", ("django", "nginx"), "django")
 PROTECTED_FILES_NGINX_PREFIX = env_str("PROTECTED_FILES_NGINX_PREFIX", "/_protected/")
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024

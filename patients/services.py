@@ -80,11 +80,17 @@ def _validate_identifiers(identifiers: list[IdentifierInput], *, patient: Patien
 
 def _set_identifiers(patient: Patient, identifiers: list[IdentifierInput]) -> dict:
     before = sorted(f"{i.type.code}:{i.value}" for i in patient.identifiers.select_related("type"))
-    patient.identifiers.all().delete()
-    PatientIdentifier.objects.bulk_create(
-        PatientIdentifier(patient=patient, type=i.type, value=normalize_identifier(i.value))
-        for i in identifiers
-    )
+    try:
+        with transaction.atomic():  # a savepoint: a lost race must not poison the transaction
+            patient.identifiers.all().delete()
+            PatientIdentifier.objects.bulk_create(
+                PatientIdentifier(patient=patient, type=i.type, value=normalize_identifier(i.value))
+                for i in identifiers
+            )
+    except IntegrityError:
+        raise ValidationError(
+            {"identifiers": _("One of these identifiers was just given to another patient.")}
+        ) from None
     after = sorted(f"{i.type.code}:{normalize_identifier(i.value)}" for i in identifiers)
     return {} if before == after else {"identifiers": [before, after]}
 
@@ -164,7 +170,11 @@ def patient_update(
     if identifiers is not None:
         _validate_identifiers(list(identifiers), patient=patient)
     if changes:
-        patient.save()
+        try:
+            with transaction.atomic():
+                patient.save()
+        except IntegrityError:
+            raise ValidationError({"mrn": _("A patient with this MRN already exists.")}) from None
     if identifiers is not None:
         changes.update(_set_identifiers(patient, list(identifiers)))
     if changes:

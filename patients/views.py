@@ -1,3 +1,5 @@
+import copy
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -146,10 +148,9 @@ def patient_edit(request, pk: int):
     _require(request, "patients.change_patient")
     patient = selectors.patient_get(user=request.user, pk=pk, perm="patients.change_patient")
     initial_identifiers = [{"type": i.type, "value": i.value} for i in patient.identifiers.all()]
-    form = PatientForm(
-        request.POST or None,
-        instance=selectors.patient_get(user=request.user, pk=pk, perm="patients.change_patient"),
-    )
+    # The form validates on a copy: the page heading keeps the stored name if the input is bad,
+    # and the service compares against the row it locks, not against the form's instance.
+    form = PatientForm(request.POST or None, instance=copy.copy(patient))
     formset = IdentifierFormSet(request.POST or None, prefix="ident", initial=initial_identifiers)
     if request.method == "POST" and form.is_valid() and formset.is_valid():
         try:

@@ -138,3 +138,27 @@ def test_the_audit_row_names_the_patient_of_the_object(registrar):
     patient = services.patient_register(actor=Actor(user=registrar), data=_data())
     identifier_event = AuditEvent.objects.get(action="create")
     assert identifier_event.patient_id == patient.pk == patient.audit_patient_id
+
+
+def test_an_identifier_lost_to_a_concurrent_writer_is_a_clear_error_not_a_500(registrar):
+    # What a race past the pre-check looks like to the writer: the row already belongs to another
+    # patient. The patient's own identifiers stay as they were.
+    owner = PatientFactory(mrn="OWNER2")
+    services.patient_update(
+        actor=Actor(user=registrar),
+        patient=owner,
+        data={},
+        identifiers=[IdentifierInput(type=identifier_type("snils"), value="11223344595")],
+    )
+    other = PatientFactory(mrn="OTHER2")
+    services.patient_update(
+        actor=Actor(user=registrar),
+        patient=other,
+        data={},
+        identifiers=[IdentifierInput(type=identifier_type("oms"), value="7700000000000001")],
+    )
+    with pytest.raises(ValidationError, match="just given to another patient"):
+        services._set_identifiers(
+            other, [IdentifierInput(type=identifier_type("snils"), value="11223344595")]
+        )
+    assert list(other.identifiers.values_list("value", flat=True)) == ["7700000000000001"]
