@@ -20,9 +20,6 @@ class AccountsConfig(AppConfig):
     verbose_name = _("Accounts and audit")
 
     def ready(self):
-        from accounts import seeding, signals  # noqa: F401
-        from accounts.registry import register_bench_seeder
-
-        register_bench_seeder("audit_events", seeding.seed_audit_events, order=90)
+        from accounts import signals  # noqa: F401
 
         post_migrate.connect(_sync_roles, dispatch_uid="accounts.sync_roles")

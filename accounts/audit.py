@@ -112,3 +112,15 @@ def audit_record(
         reason=reason,
         details=details or {},
     )
+
+
+def audit_list(
+    *, actor: Actor, object_type: str, query: dict, patient_ids: list[int], **details
+) -> AuditEvent:
+    """A list page or endpoint: always its own event, naming the patients it returned."""
+    return audit_record(
+        actor=actor,
+        action=LIST,
+        object_type=object_type,
+        details={"query": query, "patient_ids": patient_ids, **details},
+    )

@@ -5,11 +5,9 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts.audit import LIST, VIEW, Actor, audit_record
-from accounts.permissions import restrict
-from patients import services
-from patients.models import IdentifierType, IdentityStatus, Patient
-from patients.services import IDENTITY_FIELDS
+from accounts.audit import VIEW, Actor, audit_list, audit_record
+from patients import selectors, services
+from patients.models import PATIENT_EDITABLE_FIELDS, IdentifierType, IdentityStatus, Patient
 
 
 @admin.register(IdentifierType)
@@ -21,7 +19,7 @@ class IdentifierTypeAdmin(admin.ModelAdmin):
 class PatientAdminForm(forms.ModelForm):
     class Meta:
         model = Patient
-        fields = [*IDENTITY_FIELDS]
+        fields = [*PATIENT_EDITABLE_FIELDS]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -61,7 +59,13 @@ class PatientAdmin(admin.ModelAdmin):
     actions = ["restore_selected"]
 
     def get_queryset(self, request):
-        return restrict(super().get_queryset(request), request.user, "patients.view_patient")
+        # Deleted patients only for those who may restore them, as on the pages and the API.
+        return selectors.patient_queryset(user=request.user, include_deleted=True)
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and obj.is_deleted:
+            return False  # read-only until restored; the service would refuse the change
+        return super().has_change_permission(request, obj)
 
     def get_search_results(self, request, queryset, search_term):
         from patients.normalize import normalize_name
@@ -79,15 +83,12 @@ class PatientAdmin(admin.ModelAdmin):
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:
-            audit_record(
+            audit_list(
                 actor=Actor.from_request(request),
-                action=LIST,
                 object_type="patients.patient",
-                details={
-                    "admin": True,
-                    "query": dict(request.GET.items()),
-                    "patient_ids": [p.pk for p in changelist.result_list],
-                },
+                query=dict(request.GET.items()),
+                patient_ids=[p.pk for p in changelist.result_list],
+                admin=True,
             )
         return response
 
@@ -106,7 +107,7 @@ class PatientAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         actor = Actor.from_request(request)
-        data = {f: form.cleaned_data[f] for f in form.changed_data if f in services.IDENTITY_FIELDS}
+        data = {f: form.cleaned_data[f] for f in form.changed_data if f in PATIENT_EDITABLE_FIELDS}
         # The form has already checked fields and constraints; the service audits the write.
         if change:
             current = Patient.objects.get(pk=obj.pk)
@@ -116,7 +117,7 @@ class PatientAdmin(admin.ModelAdmin):
                 actor=actor,
                 data={
                     f: form.cleaned_data.get(f)
-                    for f in services.IDENTITY_FIELDS
+                    for f in PATIENT_EDITABLE_FIELDS
                     if f in form.cleaned_data
                 },
             )

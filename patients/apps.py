@@ -12,3 +12,4 @@ class PatientsConfig(AppConfig):
 
         register_demo_loader("patients", demo.load_demo_patients, order=20)
         register_bench_seeder("patients", seeding.seed_patients, order=20)
+        register_bench_seeder("audit_events", seeding.seed_audit_events, order=90)

@@ -11,11 +11,12 @@ from accounts.models import Department
 from patients.models import IdentityStatus, Patient, PatientIdentifier, Sex
 from patients.normalize import normalize_identifier, normalize_mrn, normalize_name
 
-_DATE_FORMATS = ("%d.%m.%Y", "%Y-%m-%d", "%d/%m/%Y")
+# Russian, ISO and slashed day-first dates, in the filters and the patient form alike.
+DATE_INPUT_FORMATS = ["%d.%m.%Y", "%Y-%m-%d", "%d/%m/%Y"]
 
 
 def parse_date(text: str) -> dt.date | None:
-    for fmt in _DATE_FORMATS:
+    for fmt in DATE_INPUT_FORMATS:
         try:
             return dt.datetime.strptime(text.strip(), fmt).date()
         except ValueError:
@@ -61,19 +62,19 @@ class PatientFilter(django_filters.FilterSet):
     mrn = django_filters.CharFilter(method="filter_mrn", label=_("MRN"))
     identifier = django_filters.CharFilter(method="filter_identifier", label=_("Identifier"))
     birth_date = django_filters.DateFilter(
-        field_name="birth_date", label=_("Birth date"), input_formats=_DATE_FORMATS
+        field_name="birth_date", label=_("Birth date"), input_formats=DATE_INPUT_FORMATS
     )
     birth_date_after = django_filters.DateFilter(
         field_name="birth_date",
         lookup_expr="gte",
         label=_("Born on or after"),
-        input_formats=_DATE_FORMATS,
+        input_formats=DATE_INPUT_FORMATS,
     )
     birth_date_before = django_filters.DateFilter(
         field_name="birth_date",
         lookup_expr="lte",
         label=_("Born on or before"),
-        input_formats=_DATE_FORMATS,
+        input_formats=DATE_INPUT_FORMATS,
     )
     sex = django_filters.ChoiceFilter(choices=Sex.choices, label=_("Sex"))
     identity_status = django_filters.ChoiceFilter(

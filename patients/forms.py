@@ -2,9 +2,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from patients.filters import DATE_INPUT_FORMATS
 from patients.models import PATIENT_EDITABLE_FIELDS, IdentifierType, Patient
-
-DATE_INPUT_FORMATS = ["%d.%m.%Y", "%Y-%m-%d"]
 
 
 class PatientForm(forms.ModelForm):

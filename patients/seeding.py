@@ -1,9 +1,12 @@
-"""Bulk seeding of patients for the benchmarks (``seed_bench --patients N``)."""
+"""Bulk seeding for the benchmarks: patients, and audit events about them
+(``seed_bench --patients N --audit-events A``)."""
 
 import datetime as dt
 import random
 
-from accounts.models import Department
+from django.utils import timezone
+
+from accounts.models import AuditEvent, Department
 from patients import names
 from patients.models import Patient
 from patients.normalize import normalize_name
@@ -43,3 +46,35 @@ def seed_patients(*, count: int, seed: int = 1) -> str:
         Patient.objects.bulk_create(batch, batch_size=BATCH)
         created += len(batch)
     return f"{created} patients"
+
+
+AUDIT_BATCH = 10000
+
+
+def seed_audit_events(*, count: int, seed: int = 1) -> str:
+    """Audit rows naming existing patients (seed patients first: the seeders run in order)."""
+    rng = random.Random(seed)
+    now = timezone.now()
+    patient_ids = list(Patient.objects.order_by("id").values_list("id", flat=True)[:100000])
+    created = 0
+    while created < count:
+        batch = []
+        for _ in range(min(AUDIT_BATCH, count - created)):
+            patient_id = rng.choice(patient_ids) if patient_ids else None
+            user_number = rng.randint(1, 50)
+            batch.append(
+                AuditEvent(
+                    time=now - dt.timedelta(seconds=rng.randint(0, 365 * 86400)),
+                    user_id=user_number,
+                    username=f"bench{user_number}",
+                    action=rng.choice(("view", "list", "update", "download")),
+                    object_type="patients.patient",
+                    object_id=str(patient_id or ""),
+                    patient_id=patient_id,
+                    ip="127.0.0.1",
+                    user_agent="seed_bench",
+                )
+            )
+        AuditEvent.objects.bulk_create(batch, batch_size=AUDIT_BATCH)
+        created += len(batch)
+    return f"{created} audit events"

@@ -6,6 +6,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from accounts.permissions import can, restrict
+from patients.filters import PatientFilter
 from patients.models import IdentifierType, Patient
 from patients.normalize import normalize_name
 
@@ -19,15 +20,21 @@ def patient_queryset(*, user, perm: str = VIEW, include_deleted: bool = False) -
     return qs.alive()
 
 
-def patient_list(*, user, filters: dict | None = None, include_deleted: bool = False) -> QuerySet:
-    """The page's and the API's list: the shared FilterSet over the restricted rows."""
-    from patients.filters import PatientFilter
+def wants_deleted(data) -> bool:
+    """``deleted=true`` in a query string asks for the deleted patients (restorers only)."""
+    return str(data.get("deleted", "")).lower() in ("true", "1")
 
-    qs = patient_queryset(user=user, include_deleted=include_deleted)
-    filterset = PatientFilter(filters or {}, queryset=qs)
-    if not filterset.is_valid():
-        return qs.none()
-    return filterset.qs
+
+def patient_filter(*, user, data) -> PatientFilter:
+    """The FilterSet of the list page and the API over the rows the user may list."""
+    qs = patient_queryset(user=user, include_deleted=wants_deleted(data))
+    return PatientFilter(data, queryset=qs)
+
+
+def patient_list(*, user, filters: dict | None = None) -> QuerySet:
+    """The filtered list; an invalid filter value gives nothing rather than everything."""
+    filterset = patient_filter(user=user, data=filters or {})
+    return filterset.qs if filterset.is_valid() else filterset.queryset.none()
 
 
 def patient_get(*, user, pk: int, perm: str = VIEW, include_deleted: bool = False) -> Patient:

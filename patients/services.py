@@ -20,8 +20,6 @@ from patients.models import (
 )
 from patients.normalize import normalize_identifier, normalize_mrn
 
-IDENTITY_FIELDS = PATIENT_EDITABLE_FIELDS
-
 
 @dataclass(frozen=True)
 class IdentifierInput:
@@ -109,7 +107,7 @@ def patient_register(
 ) -> Patient:
     """Register a patient. A blank MRN is generated (temporary for an unknown identity)."""
     _require(actor, "patients.add_patient")
-    fields = {k: v for k, v in data.items() if k in IDENTITY_FIELDS}
+    fields = {k: v for k, v in data.items() if k in PATIENT_EDITABLE_FIELDS}
     status = fields.get("identity_status") or IdentityStatus.VERIFIED
     if not fields.get("mrn"):
         fields["mrn"] = mrn_generate(temporary=status == IdentityStatus.UNKNOWN)
@@ -151,7 +149,7 @@ def patient_update(
         raise ValidationError(_("This patient is deleted; an administrator must restore it first."))
     changes = {}
     for field, value in data.items():
-        if field not in IDENTITY_FIELDS:
+        if field not in PATIENT_EDITABLE_FIELDS:
             continue
         if field == "mrn":
             value = normalize_mrn(value)

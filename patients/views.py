@@ -8,10 +8,9 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from accounts.audit import LIST, VIEW, Actor, audit_record
+from accounts.audit import VIEW, Actor, audit_list, audit_record
 from accounts.permissions import can
 from patients import selectors, services
-from patients.filters import PatientFilter
 from patients.forms import IdentifierFormSet, PatientForm, ReasonForm
 
 PAGE_SIZE = 25
@@ -46,22 +45,15 @@ def _identifier_inputs(formset) -> list[services.IdentifierInput]:
 @login_required
 def patient_list(request):
     _require(request, "patients.view_patient")
-    include_deleted = request.GET.get("deleted") in ("true", "1", "True")
-    qs = selectors.patient_queryset(user=request.user, include_deleted=include_deleted)
-    filterset = PatientFilter(request.GET or None, queryset=qs)
-    results = filterset.qs if filterset.is_bound and filterset.is_valid() else qs
-    if filterset.is_bound and not filterset.is_valid():
-        results = qs.none()
+    filterset = selectors.patient_filter(user=request.user, data=request.GET)
+    results = filterset.qs if filterset.is_valid() else filterset.queryset.none()
     page = Paginator(results, PAGE_SIZE).get_page(request.GET.get("page"))
-    audit_record(
+    audit_list(
         actor=Actor.from_request(request),
-        action=LIST,
         object_type="patients.patient",
-        details={
-            "query": {k: v for k, v in request.GET.items() if k != "page"},
-            "page": page.number,
-            "patient_ids": [p.pk for p in page.object_list],
-        },
+        query={k: v for k, v in request.GET.items() if k != "page"},
+        patient_ids=[p.pk for p in page.object_list],
+        page=page.number,
     )
     query = request.GET.copy()
     query.pop("page", None)
@@ -74,7 +66,8 @@ def patient_list(request):
             "query": query.urlencode(),
             "can_add": can(request.user, "patients.add_patient"),
             "can_restore": can(request.user, "patients.restore_patient"),
-            "include_deleted": include_deleted,
+            "include_deleted": selectors.wants_deleted(request.GET)
+            and can(request.user, "patients.restore_patient"),
         },
     )
 

@@ -47,6 +47,8 @@ def test_seed_bench_bulk_loads_patients_and_audit_events():
     call_command("seed_bench", patients=1200, audit_events=3000, stdout=out)
     assert Patient.objects.filter(mrn__startswith="B").count() == 1200
     assert AuditEvent.objects.count() == 3000
+    seeded_patients = set(AuditEvent.objects.values_list("patient_id", flat=True))
+    assert seeded_patients <= set(Patient.objects.values_list("id", flat=True))
     assert Patient.objects.filter(search_name="").count() == 0
     assert out.getvalue().strip().splitlines()[-1].startswith("{")
 

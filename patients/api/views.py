@@ -6,7 +6,7 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.audit import LIST, VIEW, Actor, audit_record
+from accounts.audit import VIEW, Actor, audit_list, audit_record
 from accounts.permissions import can
 from patients import selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
@@ -64,8 +64,8 @@ class PatientViewSet(
 
     def get_queryset(self):
         user = self.request.user
-        include_deleted = self.action == "restore" or (
-            self.request.query_params.get("deleted") in ("true", "1", "True")
+        include_deleted = self.action == "restore" or selectors.wants_deleted(
+            self.request.query_params
         )
         return selectors.patient_queryset(
             user=user, include_deleted=include_deleted
@@ -79,15 +79,11 @@ class PatientViewSet(
 
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)
-        results = response.data.get("results", [])
-        audit_record(
+        audit_list(
             actor=Actor.from_request(request),
-            action=LIST,
             object_type="patients.patient",
-            details={
-                "query": dict(request.query_params.items()),
-                "patient_ids": [row["id"] for row in results],
-            },
+            query=dict(request.query_params.items()),
+            patient_ids=[row["id"] for row in response.data.get("results", [])],
         )
         return response
 

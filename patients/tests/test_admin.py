@@ -91,3 +91,29 @@ def test_clinicians_have_no_admin(client, clinician, patient):
     client.force_login(clinician)
     response = client.get(reverse("admin:patients_patient_changelist"))
     assert response.status_code == 302  # to the admin login: not staff
+
+
+def test_a_deleted_patient_is_read_only_in_the_admin(client, superuser, patient):
+    from django.utils import timezone
+
+    Patient.objects.filter(pk=patient.pk).update(deleted_at=timezone.now())
+    client.force_login(superuser)
+    url = reverse("admin:patients_patient_change", args=[patient.pk])
+    assert client.get(url).status_code == 200
+    response = client.post(
+        url, {"mrn": "ADM1", "last_name": "Другая", "sex": "M", "identity_status": "verified"}
+    )
+    assert response.status_code == 403
+    patient.refresh_from_db()
+    assert patient.last_name == "Волкова"
+
+
+def test_deleted_patients_are_hidden_from_staff_who_cannot_restore(client, registrar, patient):
+    from django.utils import timezone
+
+    registrar.is_staff = True
+    registrar.save()
+    Patient.objects.filter(pk=patient.pk).update(deleted_at=timezone.now())
+    client.force_login(registrar)
+    response = client.get(reverse("admin:patients_patient_changelist"))
+    assert list(response.context["cl"].result_list) == []
