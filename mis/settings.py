@@ -177,6 +177,13 @@ if EMBEDDED:
 # Media is never served from a public URL: every file goes through
 # accounts.protected_files.protected_file_response, which checks scope and audits.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Models: one folder per version, ml_weights/<name>/<version>/ (weights + card.json).
+ML_WEIGHTS_DIR = Path(env_str("ML_WEIGHTS_DIR", str(BASE_DIR / "ml_weights")))
+# Labelled images for training and evaluation; never part of the repository.
+ML_DATASETS_DIR = Path(env_str("ML_DATASETS_DIR", str(BASE_DIR.parent / "shared" / "datasets")))
+# Threads per inference or training process (the hospital's CPU budget per worker).
+ML_THREADS = env_int("ML_THREADS", 2)
 MEDIA_URL = "/protected/"
 PROTECTED_FILES_BACKEND = env_choice("PROTECTED_FILES_BACKEND", ("django", "nginx"), "django")
 PROTECTED_FILES_NGINX_PREFIX = env_str("PROTECTED_FILES_NGINX_PREFIX", "/_protected/")
