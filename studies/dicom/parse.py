@@ -307,14 +307,16 @@ class _open:
                 raise NotDicomError(f"{Path(source).name!r} is a folder, not a file.") from None
         else:
             fileobj = source
-        position = fileobj.tell()
-        size = fileobj.seek(0, io.SEEK_END) - position
-        fileobj.seek(position)
+        self.fileobj, self.position = fileobj, fileobj.tell()
+        size = fileobj.seek(0, io.SEEK_END) - self.position
+        fileobj.seek(self.position)
         return fileobj, size
 
     def __exit__(self, *exc):
         if self.owned is not None:
             self.owned.close()
+        else:  # a caller's file object is left where it was found
+            self.fileobj.seek(self.position)
 
 
 def _dcmread(fileobj: BinaryIO, *, force: bool, stop: bool):
@@ -418,7 +420,7 @@ def _header(dataset, default_zone: str) -> InstanceHeader:
         document_kind = "non_image"
     is_image = has_pixels and not document_kind
     frames = (_int(dataset, "NumberOfFrames", notes) or 1) if is_image else 0
-    spacing, spacing_source = _pixel_spacing(dataset)
+    spacing, spacing_source = pixel_spacing_of(dataset)
     return InstanceHeader(
         patient=_patient(dataset, notes),
         study_instance_uid=uids["StudyInstanceUID"],
@@ -514,7 +516,8 @@ def _acquisition_datetime(dataset, zone, notes) -> dt.datetime | None:
         return None
 
 
-def _pixel_spacing(dataset) -> tuple[tuple[float, float] | None, str]:
+def pixel_spacing_of(dataset) -> tuple[tuple[float, float] | None, str]:
+    """(row, column) spacing in mm from PixelSpacing, else ImagerPixelSpacing, and its source."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         try:
             value = dataset.get(keyword)
