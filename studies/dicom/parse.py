@@ -231,7 +231,7 @@ def read_dataset(source: Source | BinaryIO, *, stop_before_pixels: bool = False)
             )
         dataset = _dcmread(fileobj, force=kind == "dicom-bare", stop=stop_before_pixels)
         if not stop_before_pixels:
-            _check_read_to_the_end(dataset, fileobj.tell(), start + size)
+            _check_read_to_the_end(dataset, fileobj, start + size)
         return dataset
 
 
@@ -327,16 +327,19 @@ def _dcmread(fileobj: BinaryIO, *, force: bool, stop: bool):
         return pydicom.dcmread(fileobj, force=force, defer_size=DEFER_SIZE, stop_before_pixels=stop)
     except InvalidDicomError as exc:
         raise NotDicomError(f"The file is not valid DICOM: {exc}") from exc
-    except (EOFError, OSError, ValueError, KeyError, TypeError, NotImplementedError) as exc:
+    except Exception as exc:  # pydicom raises many kinds on damaged bytes: all mean "damaged"
         raise DicomCorruptError(
             f"The DICOM file is damaged or truncated and cannot be read ({exc})."
         ) from exc
 
 
-def _check_read_to_the_end(dataset, position: int, end: int) -> None:
+def _check_read_to_the_end(dataset, fileobj, end: int) -> None:
     # pydicom stops quietly at a cut-off element: an undefined-length value (encapsulated
-    # pixels, sequences) rewinds before it, a deferred value is seeked past the end.
-    if position < end - 8 or position > end:
+    # pixels, sequences) rewinds before it, a deferred value is seeked past the end, and a
+    # cut inside an element's header leaves a few bytes unread (zero padding is tolerated).
+    position = fileobj.tell()
+    leftover = fileobj.read(65) if position < end else b""
+    if position > end or len(leftover) > 64 or leftover.strip(b"\0"):
         raise DicomCorruptError(
             f"The DICOM file is truncated or damaged: reading stopped at byte {position} of "
             f"{end}. Copy the file again from its source."
@@ -412,6 +415,11 @@ def _header(dataset, default_zone: str) -> InstanceHeader:
     notes: list[str] = []
     syntax = UID(_uid(meta, "TransferSyntaxUID")) if has_meta else None
     has_pixels = any(tag in dataset for tag in PIXEL_TAGS)
+    if not has_pixels and "Image Storage" in UID(sop_class).name:
+        raise DicomCorruptError(
+            f"The file is a {UID(sop_class).name} instance without pixel data: it is probably "
+            "truncated. Copy the file again from its source."
+        )
     document_kind = next(
         (kind for prefix, kind in DOCUMENT_SOP_PREFIXES.items() if sop_class.startswith(prefix)),
         "",
