@@ -199,7 +199,7 @@ def read_dataset(source: Source | BinaryIO, *, stop_before_pixels: bool = False)
     source : path, bytes or binary file object
         The file. A file object must be seekable; it is read from its current position.
     stop_before_pixels : bool
-        Stop at the pixel data (faster; the completeness check then ends there too).
+        Stop at the pixel data (no completeness check then: use it for a quick look only).
 
     Returns
     -------
