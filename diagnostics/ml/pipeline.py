@@ -25,7 +25,14 @@ import numpy as np
 import torch
 
 from .card import CARD_VERSION, ModelCard, sha256_of
-from .data import Sample, folds_by_patient, from_class_folders, load_arrays, split_by_patient
+from .data import (
+    Sample,
+    folds_by_patient,
+    from_class_folders,
+    from_csv,
+    load_arrays,
+    split_by_patient,
+)
 from .metrics import (
     binary_report,
     expected_calibration_error,
@@ -84,7 +91,12 @@ def train_from_folder(
     clock = time.monotonic()
     deadline = clock + config.max_minutes * 60
     preprocessing = Preprocessing(size=tuple(config.size))
-    samples, class_names = from_class_folders(data_root, config.class_names)
+    data_root = Path(data_root)
+    if data_root.suffix.lower() == ".csv":  # a CSV of image,label[,patient_id]
+        samples, class_names = from_csv(data_root, config.class_names), config.class_names
+        data_root = data_root.parent.resolve()
+    else:
+        samples, class_names = from_class_folders(data_root, config.class_names)
     config.class_names = class_names
     log(
         f"{len(samples)} images in {len(class_names)} classes: "

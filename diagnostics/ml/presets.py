@@ -101,6 +101,10 @@ def scoliosis(version: str) -> tuple[TrainConfig, ModelSpec]:
             "available here. train_model can add it as a third class from a hospital's studies "
             "labelled by signed reports.",
             "164 images only: the confidence intervals are wide.",
+            "In this data set the normal films are narrower crops than the scoliosis films "
+            "(median width/height 0.25 vs 0.37) and come from different sources; part of the "
+            "measured accuracy may come from framing rather than anatomy. Check it on your own "
+            "films with evaluate_model before relying on it.",
             "Does not measure the Cobb angle or grade severity.",
         ],
     )

@@ -176,3 +176,34 @@ def test_train_model_refuses_to_overwrite_a_version(trained):
             str(folder.parent.parent),
             *TRAIN_ARGS,
         )
+
+
+def test_train_model_reads_a_csv_of_images_and_labels(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=8, size=24)
+    rows = ["image,label,patient_id"]
+    for label in ("normal", "lesion"):
+        for i, path in enumerate(sorted((data / label).iterdir())):
+            rows.append(f"{label}/{path.name},{label},p{i // 2}{label}")
+    listing = data / "labels.csv"
+    listing.write_text("\n".join(rows) + "\n")
+    weights = tmp_path / "weights"
+    call_command(
+        "train_model",
+        "fromcsv",
+        "--data",
+        str(listing),
+        "--weights-dir",
+        str(weights),
+        "--work-dir",
+        str(tmp_path / "work"),
+        *TRAIN_ARGS,
+        "--epochs",
+        "1",
+        stdout=open(tmp_path / "log", "w"),
+    )
+    card = ModelCard.load(weights / "fromcsv" / "1.0.0")
+    assert card.data["training"]["images"] == {"normal": 8, "lesion": 8}
+    validation = (card.folder / "validation.csv").read_text().splitlines()[1:]
+    assert validation and all(
+        line.split(",")[0].split("/")[0] in {"normal", "lesion"} for line in validation
+    )

@@ -57,3 +57,36 @@ def test_scoliosis_meets_its_cross_validated_accuracy_and_says_what_it_does_not_
     assert card.data["metrics"]["mean_accuracy"]["value"] >= 0.90
     assert len(card.data["metrics"]["folds"]) == 5
     assert any("spondylolisthesis" in line.lower() for line in card.data["limitations"])
+
+
+def _inputs():
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from pydicom.data import get_testdata_file
+
+    def png(array):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    rng = np.random.default_rng(0)
+    return {
+        "dicom-16bit-signed": get_testdata_file("CT_small.dcm"),
+        "dicom-rgb-jpeg": get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"),
+        "dicom-multiframe-rle": get_testdata_file("SC_rgb_rle_16bit_2frame.dcm"),
+        "png-16bit-large": png((rng.random((3000, 2500)) * 65535).astype(np.uint16)),
+        "png-rgba-tiny": png((rng.random((5, 7, 4)) * 255).astype(np.uint8)),
+    }
+
+
+@pytest.mark.parametrize("card", TRAINED, ids=lambda card: card.key)
+def test_shipped_models_accept_any_bit_depth_colour_and_size(card):
+    from diagnostics.ml.predict import predict
+
+    model = load(card.folder)
+    for name, source in _inputs().items():
+        prediction = predict(model, source)
+        for finding in prediction.findings:
+            assert 0.0 <= finding.probability <= 1.0, name

@@ -21,7 +21,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="model name, e.g. pneumonia, scoliosis or your own")
-        parser.add_argument("--data", help="folder with one sub-folder per class")
+        parser.add_argument(
+            "--data",
+            help="folder with one sub-folder per class, or a CSV of image,label[,patient_id] "
+            "(paths relative to the CSV)",
+        )
         parser.add_argument("--model-version", dest="model_version", default="1.0.0")
         parser.add_argument(
             "--classes", help="class folder names, negative first (own models; e.g. normal,lesion)"
@@ -102,8 +106,8 @@ class Command(BaseCommand):
         if not data:
             raise CommandError("--data PATH is required: a folder with one sub-folder per class.")
         data_root = Path(data)
-        if not data_root.is_dir():
-            raise CommandError(f"{data_root} is not a folder of labelled images.")
+        if not (data_root.is_dir() or (data_root.suffix.lower() == ".csv" and data_root.is_file())):
+            raise CommandError(f"{data_root} is neither a folder of labelled images nor a CSV.")
         weights_root = Path(options["weights_dir"])
         target = weights_root / name / version
         if (target / "card.json").exists() and not options["force"]:
