@@ -392,6 +392,22 @@ class PatientHistory(models.Model):
         return f"{self.patient_id} {self.field}: {self.before} -> {self.after}"
 
     @property
+    def field_label(self) -> str:
+        labels = {
+            "identifier": _("identifier"),
+            "merged_from": _("merged from"),
+            "merged_into": _("merged into"),
+            "unmerged_from": _("separated from"),
+            "former_name": _("former name"),
+        }
+        if self.field in labels:
+            return str(labels[self.field])
+        try:
+            return str(Patient._meta.get_field(self.field).verbose_name)
+        except Exception:
+            return self.field
+
+    @property
     def audit_patient_id(self) -> int:
         return self.patient_id
 
@@ -437,3 +453,34 @@ class DuplicateCandidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient_a_id} ~ {self.patient_b_id} ({self.score:.2f})"
+
+    REASON_LABELS = {
+        "name": _("similar names"),
+        "birth_date": _("same birth date"),
+        "birth_date_swapped": _("birth date with day and month swapped"),
+        "identifier": _("shared identifier"),
+    }
+
+    @property
+    def patients(self) -> tuple[Patient, Patient]:
+        return self.patient_a, self.patient_b
+
+    @property
+    def reason_labels(self) -> list[str]:
+        return [str(self.REASON_LABELS.get(r, r)) for r in self.reasons]
+
+    @property
+    def suggested_survivor(self) -> Patient:
+        """The more certain record survives (verified over provisional over unknown), else the
+        older one."""
+        rank = {
+            IdentityStatus.VERIFIED: 0,
+            IdentityStatus.PROVISIONAL: 1,
+            IdentityStatus.UNKNOWN: 2,
+        }
+        return min(self.patients, key=lambda p: (rank.get(p.identity_status, 3), p.pk))
+
+    @property
+    def suggested_duplicate(self) -> Patient:
+        survivor = self.suggested_survivor
+        return self.patient_b if survivor == self.patient_a else self.patient_a
