@@ -29,7 +29,7 @@ NAME_WEIGHT = 0.6
 SAME_BIRTH_DATE = 0.3
 SWAPPED_BIRTH_DATE = 0.2
 MISSING_BIRTH_DATE = 0.1
-SHARED_IDENTIFIER = 0.4
+SHARED_IDENTIFIER = 0.6  # alone enough to be worth a look
 MAX_BLOCK = 500  # a block bigger than this (a default birth date?) is skipped, not squared
 
 NAME = "name"
