@@ -12,6 +12,8 @@ class LinkedRecord(models.Model):
     patient = models.ForeignKey("patients.Patient", on_delete=models.PROTECT, related_name="+")
     label = models.CharField(max_length=50)
 
+    scope_path = "patient__department"
+
     class Meta:
         app_label = "patients"
         db_table = "test_patients_linkedrecord"
