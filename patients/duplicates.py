@@ -14,7 +14,7 @@ from collections import defaultdict
 from itertools import combinations
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -90,6 +90,28 @@ def _patients() -> dict[int, dict]:
     }
 
 
+TRIGRAM_PAIRS = """
+    SELECT a.id, b.id FROM patients_patient a
+    JOIN patients_patient b ON a.id < b.id AND a.search_name % b.search_name
+    WHERE (a.birth_date IS NULL OR b.birth_date IS NULL)
+      AND a.deleted_at IS NULL AND b.deleted_at IS NULL
+      AND a.merged_into_id IS NULL AND b.merged_into_id IS NULL
+      AND a.search_name <> '' AND b.search_name <> ''
+"""
+
+
+def trigram_pairs() -> set[tuple[int, int]]:
+    """PostgreSQL only: pairs with similar written names (pg_trgm's ``%``, served by the trigram
+    index on ``search_name``) where a birth date is missing, to catch a misspelt last name that
+    the transliteration key does not. SQLite relies on the key blocks alone."""
+    if connection.vendor != "postgresql":
+        return set()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('pg_trgm.similarity_threshold', '0.5', true)")
+        cursor.execute(TRIGRAM_PAIRS)
+        return {(a, b) for a, b in cursor.fetchall()}
+
+
 def find_candidate_pairs(patients: dict[int, dict]) -> dict[tuple[int, int], tuple]:
     """{(smaller id, larger id): (score, name similarity, reasons)} of the pairs worth a look."""
     blocks: dict[tuple, set[int]] = defaultdict(set)
@@ -120,6 +142,8 @@ def find_candidate_pairs(patients: dict[int, dict]) -> dict[tuple[int, int], tup
         everyone = undated | dated_by_key.get(key, set())
         for a in undated:
             pairs.update(tuple(sorted((a, b))) for b in everyone if b != a)
+
+    pairs.update(p for p in trigram_pairs() if p[0] in patients and p[1] in patients)
 
     sharing = set()
     for value, members in shared_values.items():

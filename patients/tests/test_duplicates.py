@@ -4,6 +4,7 @@ import datetime as dt
 import io
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
@@ -85,6 +86,29 @@ def test_an_unknown_birth_date_pairs_by_name_only_when_very_alike(db):
     PatientFactory(mrn="C", last_name="Орлова", first_name="Анна", middle_name="", birth_date=None)
     duplicate_candidates_refresh()
     assert set(_pairs()) == {("A", "B")}
+
+
+@pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+    reason="pg_trgm blocking exists on PostgreSQL only; SQLite uses the key blocks tested above",
+)
+def test_a_misspelt_last_name_without_a_birth_date_is_found_by_trigrams(db):
+    PatientFactory(
+        mrn="A",
+        last_name="Константинопольская",
+        first_name="Александра",
+        middle_name="Викторовна",
+        birth_date=BORN,
+    )
+    PatientFactory(
+        mrn="B",
+        last_name="Константинапольская",
+        first_name="Александра",
+        middle_name="Викторовна",
+        birth_date=None,
+    )
+    duplicate_candidates_refresh()
+    assert _pairs() == {("A", "B"): ["name"]}
 
 
 def test_dismissed_pairs_never_come_back_and_stale_ones_go(registrar):

@@ -294,3 +294,10 @@ def test_identifier_replacement_keeps_the_rows_that_stay(registrar, pair):
     )
     assert survivor.identifiers.filter(pk=kept.pk).exists()
     assert survivor.identifiers.count() == 2
+
+
+def test_a_merged_record_cannot_be_edited(registrar, pair):
+    survivor, duplicate, _linked = pair
+    _merge(registrar, survivor, duplicate)
+    with pytest.raises(ValidationError, match="merged into MRN S1; change that record instead"):
+        patient_update(actor=Actor(user=registrar), patient=duplicate, data={"phone": "1"})
