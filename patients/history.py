@@ -12,9 +12,7 @@ def history_value(value) -> str:
         return ""
     if isinstance(value, dt.date):
         return value.isoformat()
-    if hasattr(value, "pk"):
-        return str(value.pk)
-    return str(value)
+    return str(value)  # a department by its name
 
 
 def full_search_name(values: dict) -> str:

@@ -319,6 +319,11 @@ def patient_unmerge(*, actor: Actor, merge: PatientMerge, reason: str) -> Patien
             % {"name": survivor.full_name, "mrn": survivor.merged_into.mrn}
         )
 
+    identifier_ids = merge.moved.get("patients.patientidentifier", [])
+    identifiers_back = [
+        ("identifier", f"{i.type.code}:{i.value}", "")
+        for i in survivor.identifiers.select_related("type").filter(pk__in=identifier_ids)
+    ]
     report = {"rows_not_moved_back": {}, "fields_kept": []}
     for label, ids in merge.moved.items():
         model = apps.get_model(label)
@@ -368,7 +373,7 @@ def patient_unmerge(*, actor: Actor, merge: PatientMerge, reason: str) -> Patien
             patient=patient,
             event=PatientHistory.Event.UNMERGE,
             changes=[(label, "", f"{other.mrn} {other.full_name}")]
-            + (restored if patient is survivor else []),
+            + (restored + identifiers_back if patient is survivor else []),
             reason=reason,
             merge=merge,
             former_name=former_name

@@ -391,6 +391,20 @@ class PatientHistory(models.Model):
     def __str__(self) -> str:
         return f"{self.patient_id} {self.field}: {self.before} -> {self.after}"
 
+    def _display(self, value: str) -> str:
+        choices = {"sex": Sex, "identity_status": IdentityStatus}.get(self.field)
+        if choices and value in choices.values:
+            return str(choices(value).label)
+        return value
+
+    @property
+    def before_display(self) -> str:
+        return self._display(self.before)
+
+    @property
+    def after_display(self) -> str:
+        return self._display(self.after)
+
     @property
     def field_label(self) -> str:
         labels = {

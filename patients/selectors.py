@@ -102,6 +102,7 @@ def patient_resolve(
     identifier: str = "",
     identifier_type: str | None = None,
     user=None,
+    for_update: bool = False,
 ) -> Patient | None:
     """The patient that an MRN or identifier denotes today, following merges to the survivor.
 
@@ -110,6 +111,11 @@ def patient_resolve(
     first, then the identifier (of ``identifier_type``, a type code, when given), then former
     MRNs and identifiers kept in the identity history. Deleted patients are returned as they are;
     the caller decides. With ``user``, only patients in the user's scope are found.
+
+    ``for_update=True`` (inside the caller's transaction) locks the survivor's row before
+    returning it, so that a merge cannot slip in between the lookup and the rows the caller is
+    about to link to the patient: a merge running at that moment waits for the caller, or the
+    caller waits for the merge and is given the record it merged into.
     """
     found = None
     mrn = normalize_mrn(mrn)
@@ -133,6 +139,12 @@ def patient_resolve(
         )
         found = former.patient if former else None
     found = _follow_merges(found)
+    while for_update and found is not None:
+        locked = Patient.objects.select_for_update().get(pk=found.pk)
+        if locked.merged_into_id is None:
+            found = locked
+            break
+        found = _follow_merges(locked)  # merged while we waited for the lock
     if found is not None and user is not None:
         if not restrict(Patient.objects.filter(pk=found.pk), user, VIEW).exists():
             return None

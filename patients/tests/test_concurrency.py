@@ -4,6 +4,7 @@ message; never two patients, never a 500. Real threads and connections (PostgreS
 import threading
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
 
@@ -142,3 +143,55 @@ def test_merging_a_pair_in_both_directions_at_once_merges_one_way_only(
         assert set(
             linked_record_model.objects.filter(patient=second).values_list("pk", flat=True)
         ) == set(rows)
+
+
+@pytest.mark.skipif(
+    "postgresql" not in settings.DATABASES["default"]["ENGINE"],
+    reason="row locks (SELECT ... FOR UPDATE) exist on PostgreSQL only; SQLite serialises writers",
+)
+@pytest.mark.django_db(transaction=True)
+def test_ingest_that_resolved_the_duplicate_under_lock_is_never_left_behind_by_a_merge(
+    registrar, merge_pair, linked_record_model
+):
+    """Ingest resolves the file's PatientID with ``for_update=True`` and links a row; a merge of
+    that patient starting meanwhile waits, then moves the new row too (without the lock the row
+    would be left on the merged-away record: checked by hand when this test was written)."""
+    import time
+
+    from django.db import transaction
+
+    from patients.selectors import patient_resolve
+
+    survivor, duplicate, rows = merge_pair
+    resolved = threading.Event()
+    new_row = []
+
+    def ingest():
+        try:
+            with transaction.atomic():
+                patient = patient_resolve(mrn="RACE-B", for_update=True)
+                resolved.set()
+                time.sleep(0.5)  # the merge is waiting on the lock by now
+                new_row.append(linked_record_model.objects.create(patient=patient, label="new").pk)
+            return "ingested"
+        finally:
+            connection.close()
+
+    def merge():
+        resolved.wait(timeout=10)
+        return _merger(registrar, survivor, duplicate)()
+
+    outcomes = _run_at_once(ingest, merge)
+    assert sorted(outcomes) == ["ingested", "merged"]
+    _assert_merged_once(survivor, duplicate, [*rows, *new_row], linked_record_model)
+
+
+@pytest.mark.django_db
+def test_resolve_for_update_returns_the_survivor_of_a_merged_patient(registrar):
+    from patients.selectors import patient_resolve
+    from patients.tests.factories import PatientFactory
+
+    survivor = PatientFactory(mrn="R-S")
+    duplicate = PatientFactory(mrn="R-D")
+    _merger(registrar, survivor, duplicate)()
+    assert patient_resolve(mrn="R-D", for_update=True) == survivor

@@ -275,6 +275,7 @@ def test_merge_and_unmerge_are_kept_in_both_histories(registrar, pair):
     assert ("merge", "last_name", "Фёдоров", "Федоров") in survivor_rows
     assert ("unmerge", "last_name", "Федоров", "Фёдоров") in survivor_rows
     assert ("merge", "identifier", "", "oms:1234567890123456") in survivor_rows
+    assert ("unmerge", "identifier", "oms:1234567890123456", "") in survivor_rows
     dup_events = set(PatientHistory.objects.filter(patient=duplicate).values_list("event", "field"))
     assert {("merge", "merged_into"), ("unmerge", "unmerged_from")} <= dup_events
 

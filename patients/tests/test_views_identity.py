@@ -145,6 +145,15 @@ def test_the_patient_page_shows_history_and_merges(
     )
 
 
+def test_history_shows_choice_labels_not_codes(client, clinician, registrar, survivor):
+    from patients.services import patient_update
+
+    patient_update(actor=Actor(user=registrar), patient=survivor, data={"sex": "F"})
+    client.force_login(clinician)
+    body = client.get(survivor.get_absolute_url()).content.decode()
+    assert "<td>male</td>\n      <td>female</td>" in body
+
+
 def test_the_merged_away_record_is_not_listed(client, clinician, registrar, survivor, duplicate):
     _merged(registrar, survivor, duplicate)
     client.force_login(clinician)
