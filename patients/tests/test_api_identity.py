@@ -239,3 +239,19 @@ def test_the_duplicate_queue_orders_by_score(api_client, registrar, pair):
         ]
     ]
     assert ids == [other.pk, pair.pk]
+
+
+def test_the_duplicate_queue_query_count_does_not_grow_with_rows(
+    api_client, registrar, django_assert_max_num_queries
+):
+    for n in range(20):
+        DuplicateCandidate.objects.create(
+            patient_a=PatientFactory(mrn=f"QA{n}"),
+            patient_b=PatientFactory(mrn=f"QB{n}"),
+            score=0.8,
+            reasons=["name"],
+        )
+    api_client.force_authenticate(registrar)
+    with django_assert_max_num_queries(12):
+        response = api_client.get("/api/v1/patient-duplicates/")
+    assert response.json()["count"] == 20

@@ -298,3 +298,20 @@ def test_merging_a_pair_closes_it(registrar, pair, survivor, duplicate):
     pair.refresh_from_db()
     assert pair.status == "merged"
     assert Patient.objects.get(pk=duplicate.pk).merged_into == survivor
+
+
+def test_identity_pages_query_counts_do_not_grow_with_rows(
+    client, registrar, django_assert_max_num_queries
+):
+    for n in range(20):
+        DuplicateCandidate.objects.create(
+            patient_a=PatientFactory(mrn=f"QA{n}", identity_status="unknown"),
+            patient_b=PatientFactory(mrn=f"QB{n}"),
+            score=0.8,
+            reasons=["name"],
+        )
+    client.force_login(registrar)
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("patients:duplicates")).status_code == 200
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("patients:reconciliation")).status_code == 200
