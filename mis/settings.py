@@ -305,3 +305,18 @@ LOGGING = {
 
 # --- Demo data ------------------------------------------------------------------------------
 DEMO_DATA_ALLOWED = EMBEDDED
+
+# --- Patient identity -----------------------------------------------------------------------
+# The charset for DICOM names whose SpecificCharacterSet is missing or wrong (a Python codec).
+DICOM_FALLBACK_CHARSET = env_str("MIS_DICOM_FALLBACK_CHARSET", "cp1251")
+try:
+    import codecs as _codecs
+
+    _codecs.lookup(DICOM_FALLBACK_CHARSET)
+except LookupError:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"MIS_DICOM_FALLBACK_CHARSET={DICOM_FALLBACK_CHARSET!r} is not a charset Python knows; "
+        "use a codec name such as cp1251 or koi8_r."
+    ) from None
