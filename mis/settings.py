@@ -178,6 +178,13 @@ if EMBEDDED:
 # accounts.protected_files.protected_file_response, which checks scope and audits.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
+# Ingest limits: one file, one ZIP (uncompressed), one image's pixels.
+STUDIES_MAX_FILE_BYTES = env_int("STUDIES_MAX_FILE_BYTES", 2 * 1024**3)
+STUDIES_MAX_ZIP_BYTES = env_int("STUDIES_MAX_ZIP_BYTES", 8 * 1024**3)
+STUDIES_MAX_PIXELS = env_int("STUDIES_MAX_PIXELS", 60_000_000)
+# The performing department of uploads by a service account without exactly one department.
+STUDIES_DEFAULT_DEPARTMENT = env_str("STUDIES_DEFAULT_DEPARTMENT", "")
+
 # Models: one folder per version, ml_weights/<name>/<version>/ (weights + card.json).
 ML_WEIGHTS_DIR = Path(env_str("ML_WEIGHTS_DIR", str(BASE_DIR / "ml_weights")))
 # Labelled images for training and evaluation; never part of the repository.

@@ -5,3 +5,14 @@ from django.utils.translation import gettext_lazy as _
 class StudiesConfig(AppConfig):
     name = "studies"
     verbose_name = _("Studies")
+
+    def ready(self):
+        from accounts import roles
+        from patients.linked import register_patient_linked
+        from studies.models import Study
+
+        roles.extend(roles.RADIOLOGIST, "studies.view_study", "studies.add_study")
+        roles.extend(roles.CLINICIAN, "studies.view_study", "studies.add_study")
+        roles.extend(roles.REGISTRAR, "studies.view_study", "studies.add_study")
+        # Merge moves a duplicate's studies (with their series, instances and derived images).
+        register_patient_linked(Study)
