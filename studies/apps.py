@@ -14,5 +14,9 @@ class StudiesConfig(AppConfig):
         roles.extend(roles.RADIOLOGIST, "studies.view_study", "studies.add_study")
         roles.extend(roles.CLINICIAN, "studies.view_study", "studies.add_study")
         roles.extend(roles.REGISTRAR, "studies.view_study", "studies.add_study")
+        # Category, body part, view, clinical question and urgency are corrected by those who
+        # register and read images; clinicians read them.
+        roles.extend(roles.RADIOLOGIST, "studies.change_study")
+        roles.extend(roles.REGISTRAR, "studies.change_study")
         # Merge moves a duplicate's studies (with their series, instances and derived images).
         register_patient_linked(Study)

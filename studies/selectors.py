@@ -14,9 +14,9 @@ CHANGE = "studies.change_study"
 
 def study_queryset(*, user, perm: str = VIEW) -> QuerySet:
     return restrict(
-        Study.objects.select_related("patient", "department").annotate(
-            instance_count=Count("series__instances")
-        ),
+        Study.objects.select_related("patient", "department")
+        .annotate(instance_count=Count("series__instances"))
+        .order_by("-study_datetime", "-id"),
         user,
         perm,
     )

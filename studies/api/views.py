@@ -191,13 +191,6 @@ class InstanceViewSet(_Scoped, mixins.RetrieveModelMixin, viewsets.GenericViewSe
         summary="The instance's thumbnail (PNG, made on demand)",
         responses={(200, "image/png"): OpenApiTypes.BINARY},
     )
-    @action(
-        detail=True,
-        methods=["get"],
-        url_path=r"thumbnail\.png",
-        url_name="thumbnail",
-        renderer_classes=[renderers.JSONRenderer, PNGRenderer],
-    )
     def thumbnail(self, request, pk=None):
         try:
             return thumbnail_response(request, self.get_object())
@@ -212,13 +205,6 @@ class InstanceViewSet(_Scoped, mixins.RetrieveModelMixin, viewsets.GenericViewSe
             OpenApiParameter("max_size", int, description="Longest side in pixels."),
         ],
         responses={(200, "image/png"): OpenApiTypes.BINARY, 404: OpenApiResponse()},
-    )
-    @action(
-        detail=True,
-        methods=["get"],
-        url_path=r"frames/(?P<frame>[0-9]+)\.png",
-        url_name="frame",
-        renderer_classes=[renderers.JSONRenderer, PNGRenderer],
     )
     def frame(self, request, pk=None, frame=None):
         instance = self.get_object()
