@@ -14,32 +14,55 @@ def dataset_rows(dataset, depth: int = 0, limit: int = 2000) -> list[dict]:
 
 
 def _walk(dataset, depth: int, rows: list[dict], limit: int) -> None:
-    for element in dataset:
+    for tag in dataset.keys():
         if len(rows) >= limit:
             return
-        rows.append(
-            {
-                "depth": depth,
-                "indent": "· " * depth,
-                "tag": f"({element.tag.group:04X},{element.tag.element:04X})",
-                "name": element.name,
-                "vr": element.VR,
-                "value": _value(element),
-            }
-        )
+        raw = dataset.get_item(tag)  # not converted: deferred values stay unread
+        vr = str(getattr(raw, "VR", "") or "")
+        row = {
+            "depth": depth,
+            "indent": "· " * depth,
+            "tag": f"({tag.group:04X},{tag.element:04X})",
+            "name": "",
+            "vr": vr,
+            "value": "",
+        }
+        rows.append(row)
+        if vr in BINARY_VRS or tag == PIXEL_DATA:
+            row["name"] = _name(tag)
+            row["value"] = f"<{_length(raw)} bytes>"
+            continue
+        try:
+            element = dataset[tag]
+        except Exception:  # a malformed element must not break the page
+            row["name"], row["value"] = _name(tag), "<unreadable>"
+            continue
+        row["name"], row["vr"] = element.name, element.VR
         if element.VR == "SQ":
+            row["value"] = f"{len(element.value)} item(s)"
             for item in element.value:
                 _walk(item, depth + 1, rows, limit)
+        else:
+            text = str(element.value)
+            row["value"] = text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
 
 
-def _value(element) -> str:
-    if element.VR == "SQ":
-        return f"{len(element.value)} item(s)"
-    if element.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") or element.tag == 0x7FE00010:
-        length = element.length if element.length not in (None, 0xFFFFFFFF) else "?"
-        return f"<{length} bytes>"
+BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN", "OB or OW", "US or OW"}
+PIXEL_DATA = 0x7FE00010
+
+
+def _name(tag) -> str:
+    from pydicom.datadict import dictionary_description
+
     try:
-        text = str(element.value)
-    except Exception:  # a malformed value must not break the page
-        return "<unreadable>"
-    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
+        return dictionary_description(tag)
+    except KeyError:
+        return "Private tag" if tag.group % 2 else "Unknown"
+
+
+def _length(raw) -> str:
+    length = getattr(raw, "length", None)
+    if length is None:
+        value = getattr(raw, "value", None)
+        length = len(value) if isinstance(value, bytes | bytearray) else None
+    return "?" if length in (None, 0xFFFFFFFF) else str(length)
