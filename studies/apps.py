@@ -11,8 +11,13 @@ class StudiesConfig(AppConfig):
         from patients.linked import register_patient_linked
         from studies.models import Study
 
-        roles.extend(roles.RADIOLOGIST, "studies.view_study", "studies.add_study")
-        roles.extend(roles.CLINICIAN, "studies.view_study", "studies.add_study")
+        roles.extend(
+            roles.RADIOLOGIST, "studies.view_study", "studies.add_study", "studies.export_study"
+        )
+        roles.extend(
+            roles.CLINICIAN, "studies.view_study", "studies.add_study", "studies.export_study"
+        )
+        roles.extend(roles.ADMINISTRATOR, "studies.remove_images")
         roles.extend(roles.REGISTRAR, "studies.view_study", "studies.add_study")
         # Category, body part, view, clinical question and urgency are corrected by those who
         # register and read images; clinicians read them.

@@ -80,6 +80,10 @@ class Study(models.Model):
         ordering = ["-study_datetime", "-id"]
         verbose_name = _("study")
         verbose_name_plural = _("studies")
+        permissions = [
+            ("remove_images", _("Can remove the image files of a study, keeping the record")),
+            ("export_study", _("Can export studies as a ZIP with a DICOMDIR")),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["study_uid"],

@@ -160,10 +160,14 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def threshold_for_sensitivity(labels, probabilities, target: float) -> float:
-    """The highest threshold whose sensitivity (probability ≥ threshold) is at least ``target``.
+    """A threshold with sensitivity (probability ≥ threshold) of at least ``target`` and the
+    best specificity that allows, placed for robustness rather than at the edge.
 
-    It lies halfway between the lowest positive that must be caught and the next lower score,
-    so rounding in a later run of the same images cannot move a case across it.
+    The highest threshold reaching ``target`` and the lowest one with the same specificity
+    bound an interval in which validation cannot tell thresholds apart; the threshold is the
+    middle of that interval on the logit scale. A shift in the data then moves cases across it
+    only when it is larger than half the gap the validation set left, in either direction,
+    and no validation score lies exactly on it.
     """
     labels = np.asarray(labels).astype(bool)
     probabilities = np.asarray(probabilities, dtype=np.float64)
@@ -176,7 +180,19 @@ def threshold_for_sensitivity(labels, probabilities, target: float) -> float:
     below = probabilities[probabilities < lowest_caught]
     if len(below) == 0:
         return float(lowest_caught)
-    return float((lowest_caught + below.max()) / 2)
+    high = float((lowest_caught + below.max()) / 2)  # the highest threshold reaching target
+    negatives_below = probabilities[~labels & (probabilities < high)]
+    if len(negatives_below) == 0:
+        return high
+    low = float(negatives_below.max())  # above it, specificity stays the same up to ``high``
+    low = float(np.nextafter(low, 1.0))
+    mid_logit = (_logit(low) + _logit(high)) / 2
+    return float(min(max(sigmoid(np.array(mid_logit)), low), high))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return float(np.log(p / (1 - p)))
 
 
 def _round(value) -> float | None:

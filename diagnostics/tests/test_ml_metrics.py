@@ -24,16 +24,29 @@ def test_auroc_counts_one_wrongly_ordered_pair():
     assert auroc(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.5, 0.9])) == 0.75
 
 
-def test_threshold_meets_the_target_sensitivity_and_is_the_highest_such():
+def test_threshold_meets_the_target_sensitivity_with_the_best_specificity_in_the_middle():
     labels = np.array([1] * 10 + [0] * 10)
-    scores = np.r_[np.linspace(0.5, 0.95, 10), np.linspace(0.0, 0.55, 10)]
+    scores = np.r_[np.linspace(0.5, 0.95, 10), np.linspace(0.0, 0.45, 10)]
     threshold = threshold_for_sensitivity(labels, scores, 0.9)
     confusion = Confusion.at(labels, scores, threshold)
     assert confusion.sensitivity >= 0.9
-    higher = Confusion.at(labels, scores, np.sort(scores[labels == 1])[1] + 1e-9)
-    assert higher.sensitivity < 0.9
-    # the threshold sits strictly between scores, so rounding cannot move a case across it
+    assert confusion.specificity == 1.0  # the best specificity at that sensitivity
+    # in the gap between the highest normal (0.45) and the positive that must be caught (0.55),
+    # in the middle on the logit scale: robust to a shift in either direction
+    assert 0.45 < threshold < 0.55
+    assert abs(np.log(threshold / (1 - threshold)) - 0.5 * (np.log(0.45 / 0.55) + np.log(
+        0.525 / 0.475))) < 0.01
     assert threshold not in scores
+
+
+def test_threshold_with_overlapping_classes_keeps_the_target_sensitivity():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 400)
+    scores = np.clip(labels * 0.3 + rng.random(400) * 0.7, 0, 1)
+    for target in (0.8, 0.9, 0.95):
+        threshold = threshold_for_sensitivity(labels, scores, target)
+        assert Confusion.at(labels, scores, threshold).sensitivity >= target
+        assert threshold not in scores
 
 
 def test_temperature_scaling_recovers_an_overconfident_models_temperature():
