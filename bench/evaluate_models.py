@@ -100,13 +100,15 @@ def main() -> int:
             continue
         model = load(card.folder, threads=args.threads)
         data_root = Path(args.datasets) / DATA_FOLDERS.get(card.name, card.name)
-        listing = card.folder / card.data["metrics"].get("validation_list", "validation.csv")
+        # Only a hold-out list can be re-measured: after k-fold the shipped network saw them all.
+        held_out = card.data["metrics"].get("validation_list")
+        listing = card.folder / (held_out or card.data["metrics"].get("images_list", ""))
         remeasured = None
         sources = []
         if data_root.is_dir() and listing.is_file():
             samples = samples_for(model, data_root, listing)
             sources = [s.path for s in samples[: args.images]]
-            if not args.no_remeasure:
+            if held_out and not args.no_remeasure:
                 remeasured = evaluate(model, samples, bootstrap=200)
         if not sources:
             sources = [synthetic_png()]

@@ -46,6 +46,7 @@ from .train import FitResult, TrainConfig, fit, pick_device, targets_for
 
 WEIGHTS_FILE = "weights.pt"
 VALIDATION_FILE = "validation.csv"
+CV_IMAGES_FILE = "cv_images.csv"
 SEVERITY = {"moderate": 0.75, "high": 0.92}
 # Student's t quantile 0.975 by degrees of freedom, for a CI over k fold accuracies.
 T_975 = {
@@ -317,7 +318,12 @@ def _finish(
 
     weights_path = folder / WEIGHTS_FILE
     torch.save(final.model.state_dict(), weights_path)
-    with (folder / VALIDATION_FILE).open("w", newline="", encoding="utf-8") as handle:
+    # Hold-out: the validation images, which the shipped network never saw. k-fold: every
+    # image (with its fold), which the shipped network did see: not a validation list.
+    listing = CV_IMAGES_FILE if fold_metrics else VALIDATION_FILE
+    for stale in (VALIDATION_FILE, CV_IMAGES_FILE):
+        (folder / stale).unlink(missing_ok=True)
+    with (folder / listing).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["image", "label"])
         for sample in validation_samples:
@@ -349,7 +355,11 @@ def _finish(
             "per_label": per_label,
             "folds": fold_metrics,
             **summary,
-            "validation_list": VALIDATION_FILE,
+            **(
+                {"images_list": CV_IMAGES_FILE}
+                if fold_metrics
+                else {"validation_list": VALIDATION_FILE}
+            ),
         },
         "figures": figures,
         "training": {

@@ -207,3 +207,40 @@ def test_train_model_reads_a_csv_of_images_and_labels(tmp_path):
     assert validation and all(
         line.split(",")[0].split("/")[0] in {"normal", "lesion"} for line in validation
     )
+
+
+def test_k_fold_cards_have_no_held_out_list_to_re_measure(tmp_path):
+    data = make_class_folders(tmp_path / "data", per_class=8, size=24)
+    weights = tmp_path / "weights"
+    call_command(
+        "train_model",
+        "cv",
+        "--data",
+        str(data),
+        "--weights-dir",
+        str(weights),
+        "--work-dir",
+        str(tmp_path / "work"),
+        *TRAIN_ARGS,
+        "--epochs",
+        "1",
+        "--folds",
+        "2",
+        stdout=open(tmp_path / "log", "w"),
+    )
+    card = ModelCard.load(weights / "cv" / "1.0.0")
+    assert "cross-validation" in card.data["metrics"]["method"]
+    assert len(card.data["metrics"]["folds"]) == 2
+    assert "validation_list" not in card.data["metrics"]
+    assert (card.folder / "cv_images.csv").exists()
+    with pytest.raises(CommandError, match="no held-out list"):
+        call_command(
+            "evaluate_model",
+            "cv",
+            "--data",
+            str(data),
+            "--list",
+            "validation",
+            "--weights-dir",
+            str(weights),
+        )

@@ -67,7 +67,13 @@ class Command(BaseCommand):
             model = load(folder, threads=options["threads"])
             listing = options["list"]
             if listing == "validation":
-                listing = folder / model.card.data["metrics"].get("validation_list", "")
+                name = model.card.data["metrics"].get("validation_list")
+                if not name:
+                    raise CommandError(
+                        f"{model.key} was measured by cross-validation: its shipped network "
+                        "saw every image, so there is no held-out list to re-measure on."
+                    )
+                listing = folder / name
             samples = samples_for(model, Path(options["data"]), Path(listing) if listing else None)
             with tqdm(total=len(samples), desc="evaluating", file=sys.stderr, mininterval=2) as bar:
                 report = evaluate(
