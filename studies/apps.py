@@ -17,7 +17,8 @@ class StudiesConfig(AppConfig):
         roles.extend(
             roles.CLINICIAN, "studies.view_study", "studies.add_study", "studies.export_study"
         )
-        roles.extend(roles.ADMINISTRATOR, "studies.remove_images")
+        # Scope still limits an administrator to the departments they are a member of.
+        roles.extend(roles.ADMINISTRATOR, "studies.view_study", "studies.remove_images")
         roles.extend(roles.REGISTRAR, "studies.view_study", "studies.add_study")
         # Category, body part, view, clinical question and urgency are corrected by those who
         # register and read images; clinicians read them.

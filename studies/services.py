@@ -13,6 +13,7 @@ from accounts.permissions import can
 from studies.models import DerivedImage, Instance, Series, Study
 
 REMOVE_IMAGES = "remove_images"
+REMOVE_PERM = "studies.remove_images"
 
 
 def _instances_of(target: Study | Series | Instance):
@@ -39,7 +40,7 @@ def images_remove(*, actor: Actor, target: Study | Series | Instance, reason: st
     "images removed" with who, when and why. Files leave the storage only after the
     transaction commits, so a failure removes nothing. Returns the number of files removed.
     """
-    if not can(actor.user, "studies.remove_images"):
+    if not can(actor.user, REMOVE_PERM):
         raise PermissionDenied(_("You do not have permission to do this."))
     reason = (reason or "").strip()
     if not reason:

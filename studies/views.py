@@ -13,6 +13,7 @@ from accounts.permissions import can
 from studies import selectors, services
 from studies.dicom.errors import DicomError
 from studies.dicom.parse import read_dataset
+from studies.export import EXPORT_PERM
 from studies.forms import StudyEditForm
 from studies.ingest import ADD_PERM
 from studies.models import Category, Urgency
@@ -110,6 +111,9 @@ def study_detail(request, pk: int):
             "documents": documents,
             "form": form,
             "can_change": can_change,
+            "can_export": can(request.user, EXPORT_PERM),
+            "can_remove_images": can(request.user, services.REMOVE_PERM)
+            and not study.images_removed_at,
             "tag_instance": tag_instance,
             "tags": tags,
             "tag_error": tag_error,
@@ -150,3 +154,57 @@ def upload(request):
             "api_url": reverse("instance-list"),
         },
     )
+
+
+def _zip_response(actor: Actor, studies: list, filename: str):
+    """Build the export in a temporary file (never in memory) and stream it."""
+    import tempfile
+
+    from django.http import FileResponse
+
+    from studies.export import export_zip
+
+    handle = tempfile.TemporaryFile()
+    export_zip(actor=actor, studies=studies, out=handle)
+    handle.seek(0)
+    return FileResponse(
+        handle, as_attachment=True, filename=filename, content_type="application/zip"
+    )
+
+
+@login_required
+@require_GET
+def study_export(request, pk: int):
+    _require(request, EXPORT_PERM)
+    study = selectors.study_get(user=request.user, pk=pk, perm=EXPORT_PERM)
+    return _zip_response(Actor.from_request(request), [study], f"study-{study.pk}.zip")
+
+
+@login_required
+@require_GET
+def patient_export(request, patient_id: int):
+    _require(request, EXPORT_PERM)
+    studies = list(
+        selectors.study_queryset(user=request.user, perm=EXPORT_PERM).filter(patient_id=patient_id)
+    )
+    if not studies:
+        raise Http404
+    return _zip_response(Actor.from_request(request), studies, f"patient-{patient_id}-studies.zip")
+
+
+@login_required
+@require_http_methods(["POST"])
+def study_remove_images(request, pk: int):
+    _require(request, services.REMOVE_PERM)
+    study = selectors.study_get(user=request.user, pk=pk, perm=services.REMOVE_PERM)
+    try:
+        count = services.images_remove(
+            actor=Actor.from_request(request), target=study, reason=request.POST.get("reason", "")
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request, _("The image files of %(count)d instances were removed.") % {"count": count}
+        )
+    return redirect(reverse("studies:detail", args=[study.pk]))

@@ -90,6 +90,7 @@ class StudySerializer(serializers.ModelSerializer):
             "warnings",
             "instance_count",
             "images_removed_at",
+            "images_removed_reason",
             "created_at",
         ]
         read_only_fields = [f for f in fields if f not in STUDY_EDITABLE_FIELDS]
@@ -163,3 +164,7 @@ class IngestResultSerializer(serializers.Serializer):
 class UploadResultSerializer(serializers.Serializer):
     results = IngestResultSerializer(many=True)
     counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class RemoveImagesSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, allow_blank=False, trim_whitespace=True)

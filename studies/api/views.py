@@ -19,12 +19,14 @@ from accounts.permissions import can
 from studies import selectors, services
 from studies.api.serializers import (
     InstanceDetailSerializer,
+    RemoveImagesSerializer,
     SeriesDetailSerializer,
     StudyDetailSerializer,
     StudySerializer,
     UploadResultSerializer,
     UploadSerializer,
 )
+from studies.export import EXPORT_PERM, export_zip
 from studies.filters import StudyFilter
 from studies.forms import FrameParamsForm
 from studies.ingest import ADD_PERM, StudyFields
@@ -44,6 +46,11 @@ class PNGRenderer(renderers.BaseRenderer):
         if isinstance(data, bytes):
             return data
         return json.dumps(data).encode()
+
+
+class ZipRenderer(PNGRenderer):
+    media_type = "application/zip"
+    format = "zip"
 
 
 class DicomRenderer(PNGRenderer):
@@ -78,14 +85,55 @@ class StudyViewSet(
     viewsets.GenericViewSet,
 ):
     filterset_class = StudyFilter
-    http_method_names = ["get", "patch", "head", "options"]
+    http_method_names = ["get", "patch", "post", "head", "options"]
     ordering_fields = ["study_datetime", "created_at"]
 
     def required_perm(self) -> str:
-        return selectors.CHANGE if self.action == "partial_update" else selectors.VIEW
+        return {
+            "partial_update": selectors.CHANGE,
+            "export": EXPORT_PERM,
+            "remove_images": services.REMOVE_PERM,
+        }.get(self.action, selectors.VIEW)
 
     def get_serializer_class(self):
         return StudySerializer if self.action == "list" else StudyDetailSerializer
+
+    @extend_schema(
+        summary="Export the study as a ZIP with a DICOMDIR (a CD image); audited as an export",
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[ZipRenderer, renderers.JSONRenderer])
+    def export(self, request, pk=None):
+        import tempfile
+
+        from django.http import FileResponse
+
+        study = self.get_object()
+        handle = tempfile.TemporaryFile()
+        export_zip(actor=Actor.from_request(request), studies=[study], out=handle)
+        handle.seek(0)
+        return FileResponse(
+            handle,
+            as_attachment=True,
+            filename=f"study-{study.pk}.zip",
+            content_type="application/zip",
+        )
+
+    @extend_schema(
+        summary="Remove the image files of the study, keeping the record (reason required)",
+        request=RemoveImagesSerializer,
+        responses={200: StudyDetailSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="remove-images")
+    def remove_images(self, request, pk=None):
+        study = self.get_object()
+        payload = RemoveImagesSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.images_remove(
+            actor=Actor.from_request(request), target=study, reason=payload.validated_data["reason"]
+        )
+        study.refresh_from_db()
+        return Response(StudyDetailSerializer(study, context={"request": request}).data)
 
     def get_queryset(self):
         return selectors.study_queryset(user=self.request.user, perm=self.required_perm())

@@ -173,9 +173,13 @@ def test_the_patient_page_shows_the_patients_studies(client, clinician, study):
     assert reverse("studies:instance-thumbnail", args=[_image(study).pk]) in body
 
 
-def test_the_patient_page_shows_no_studies_block_without_the_permission(
-    client, administrator, study
-):
-    client.force_login(administrator)
+def test_the_patient_page_shows_no_studies_block_without_the_permission(client, department, study):
+    from django.contrib.auth.models import Permission
+
+    from accounts.tests.factories import UserFactory
+
+    viewer = UserFactory(departments=[department])  # may see patients, not their studies
+    viewer.user_permissions.add(Permission.objects.get(codename="view_patient"))
+    client.force_login(viewer)
     body = client.get(study.patient.get_absolute_url()).content.decode()
     assert reverse("studies:detail", args=[study.pk]) not in body
