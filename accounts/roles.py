@@ -20,6 +20,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.add_department",
         "accounts.change_department",
         "accounts.view_auditevent",
+        "accounts.share_record",
+        "accounts.view_emergencyaccess",
+        "accounts.review_emergency_access",
         "patients.view_patient",
         "patients.restore_patient",
         "patients.view_identifiertype",
@@ -27,14 +30,17 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "patients.change_identifiertype",
     },
     RADIOLOGIST: {
+        "accounts.emergency_access",
         "patients.view_patient",
         "patients.view_identifiertype",
     },
     CLINICIAN: {
+        "accounts.emergency_access",
         "patients.view_patient",
         "patients.view_identifiertype",
     },
     REGISTRAR: {
+        "accounts.emergency_access",
         "patients.view_patient",
         "patients.add_patient",
         "patients.change_patient",

@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.audit import Actor, audit_list, audit_view
 from accounts.permissions import can
 from patients import selectors, services
 from patients.forms import IdentifierFormSet, PatientForm, ReasonForm
@@ -75,7 +75,7 @@ def patient_list(request):
 @login_required
 def patient_detail(request, pk: int):
     patient = selectors.patient_get(user=request.user, pk=pk, include_deleted=True)
-    audit_record(actor=Actor.from_request(request), action=VIEW, obj=patient)
+    audit_view(actor=Actor.from_request(request), obj=patient)
     return render(
         request,
         "patients/patient_detail.html",

@@ -6,7 +6,7 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.audit import Actor, audit_list, audit_view
 from accounts.permissions import can
 from patients import selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
@@ -89,7 +89,7 @@ class PatientViewSet(
 
     def retrieve(self, request, *args, **kwargs):
         patient = self.get_object()
-        audit_record(actor=Actor.from_request(request), action=VIEW, obj=patient)
+        audit_view(actor=Actor.from_request(request), obj=patient)
         return Response(self.get_serializer(patient).data)
 
     def perform_create(self, serializer):
