@@ -72,3 +72,16 @@ def sync_role_groups() -> None:
             except Permission.DoesNotExist:
                 raise LookupError(f"Role {role}: permission {perm} does not exist") from None
         group.permissions.set(wanted)
+
+
+def markdown_table() -> str:
+    """The README's role table: one row per permission, one column per role."""
+    perms = sorted(set().union(*ROLE_PERMISSIONS.values()))
+    lines = [
+        "| permission | " + " | ".join(ROLES) + " |",
+        "|---|" + "---|" * len(ROLES),
+    ]
+    for perm in perms:
+        marks = ["✓" if perm in ROLE_PERMISSIONS[role] else "" for role in ROLES]
+        lines.append(f"| `{perm}` | " + " | ".join(marks) + " |")
+    return "\n".join(lines)

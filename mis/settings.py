@@ -82,11 +82,11 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.audit.AuditActorMiddleware",
     "accounts.middleware.IdleTimeoutMiddleware",
     "accounts.middleware.ForcedPasswordChangeMiddleware",
     "accounts.middleware.SecurityHeadersMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a lockout flagged during authentication into the lockout page.
     "axes.middleware.AxesMiddleware",
