@@ -153,3 +153,9 @@ def test_csrf_is_enforced_on_the_login_form():
     client = Client(enforce_csrf_checks=True)
     response = client.post(reverse("login"), {"username": "x", "password": "y"})
     assert response.status_code == 403
+
+
+def test_the_password_change_page_renders_for_a_clinician(client, clinician):
+    client.force_login(clinician)
+    response = client.get(reverse("password_change"))
+    assert response.status_code == 200 and "new_password1" in response.content.decode()
