@@ -1,20 +1,23 @@
 """Bench: what auditing costs the patient detail page and API on PostgreSQL.
 
 It prepares a throw-away database (1,000,000 audit rows by default, from ``seed_bench``), then
-starts gunicorn twice against it, once with reads audited (``AUDIT_READS=true``, the only
-setting production allows) and once without (``AUDIT_READS=false``), and times over HTTP::
+starts two gunicorn servers against it side by side, one with reads audited
+(``AUDIT_READS=true``, the only setting production allows) and one without
+(``AUDIT_READS=false``), and times both over HTTP in alternating short rounds, so that load
+from elsewhere on the machine falls on both alike::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mis_bench_audit \\
         .venv/bin/python bench/audit_overhead.py --audit-events 1000000
 
-* ``page``: ``GET /patients/<id>/`` with a session cookie (viewing window check + one insert,
-  the "who accessed this record" list);
+* ``page``: ``GET /patients/<id>/`` with a session cookie (viewing-window check + one insert;
+  the page's "who accessed this record" list is read in both modes);
 * ``api``: ``GET /api/v1/patients/<id>/`` with a token.
 
-Each request opens a different patient of the bench department (a fresh viewing window, so
-the audit really writes), and each run uses its own user. Figures: p50/p95 at 1 client
-(``--requests`` sequential requests) and throughput at 8 clients (``--seconds`` of 8 threads).
-Target: audit on within 10 % of audit off for both. Last line: one JSON object.
+Each request opens a patient of the bench department that its user has not opened before (a
+fresh viewing window, so the audit really writes); each case has its own user. Figures: p50/p95
+of ``--requests`` sequential requests (1 client) and the throughput of ``--clients`` (8)
+threads over ``--seconds``. Target: audit on within 10 % of audit off for both. Last line: one
+JSON object.
 """
 
 import argparse
@@ -42,10 +45,15 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--audit-events", type=int, default=1_000_000)
     parser.add_argument("--patients", type=int, default=20_000)
-    parser.add_argument("--requests", type=int, default=300, help="sequential, 1 client")
-    parser.add_argument("--seconds", type=float, default=10.0, help="8-client run length")
+    parser.add_argument(
+        "--requests", type=int, default=600, help="sequential requests, 1 client, per case"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="8-client time per case, over all rounds"
+    )
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--rounds", type=int, default=6, help="alternations of off and on")
     return parser.parse_args()
 
 
@@ -148,28 +156,37 @@ def request(conn, path: str, headers: dict) -> float:
     return time.perf_counter() - started
 
 
-def run(port, kind, cookie, token, ids, args) -> dict:
-    headers = (
-        {"Cookie": f"sessionid={cookie}"} if kind == "page" else {"Authorization": f"Token {token}"}
-    )
+def make_paths(kind: str, ids: list[int], seed: int):
+    """An endless, thread-safe supply of detail URLs of patients not opened before by this
+    run's user (a fresh viewing window each), then random ones."""
     url = "/patients/{}/" if kind == "page" else "/api/v1/patients/{}/"
-    rng = random.Random(7)
-    order = rng.sample(ids, min(len(ids), args.requests + 50 + 20000))
-    position = iter(order)
+    rng = random.Random(seed)
+    order = iter(rng.sample(ids, len(ids)))
     lock = threading.Lock()
 
     def next_path():
         with lock:
-            return url.format(next(position, rng.choice(ids)))
+            return url.format(next(order, None) or rng.choice(ids))
 
+    return next_path
+
+
+def headers_for(kind: str, cookie: str, token: str) -> dict:
+    if kind == "page":
+        return {"Cookie": f"sessionid={cookie}"}
+    return {"Authorization": f"Token {token}"}
+
+
+def sequential(port, next_path, headers, count) -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    for _ in range(50):  # warm-up: worker imports, connections, caches
-        request(conn, next_path(), headers)
-    times = sorted(request(conn, next_path(), headers) for _ in range(args.requests))
+    times = [request(conn, next_path(), headers) for _ in range(count)]
     conn.close()
+    return times
 
-    done = [0] * args.clients
-    stop = time.perf_counter() + args.seconds
+
+def concurrent(port, next_path, headers, clients, seconds) -> tuple[int, float]:
+    done = [0] * clients
+    stop = time.perf_counter() + seconds
 
     def client(n):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -178,18 +195,18 @@ def run(port, kind, cookie, token, ids, args) -> dict:
             done[n] += 1
         c.close()
 
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
-    return {
-        "p50_ms": round(statistics.median(times) * 1000, 2),
-        "p95_ms": round(times[int(len(times) * 0.95) - 1] * 1000, 2),
-        "rps_8": round(sum(done) / elapsed, 1),
-    }
+    return sum(done), time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * q) - 1)]
 
 
 def main():
@@ -200,22 +217,59 @@ def main():
     ids = prepare(args)
     from accounts.models import AuditEvent
 
-    results = {}
-    for audit in (False, True):
-        mode = "audit_on" if audit else "audit_off"
-        port = free_port()
-        creds = {kind: credentials(f"bench-{mode}-{kind}") for kind in ("page", "api")}
-        server = start_server(port, audit, args.workers)
-        try:
-            for kind in ("page", "api"):
-                before = AuditEvent.objects.count()
-                figures = run(port, kind, *creds[kind], ids, args)
-                figures["audit_rows_written"] = AuditEvent.objects.count() - before
-                results.setdefault(kind, {})[mode] = figures
-                print(f"{kind:5} {mode:9} {figures}")
-        finally:
+    # Both servers run side by side and the modes alternate in short rounds, so that load from
+    # elsewhere on the machine falls on both alike instead of on whichever ran second.
+    servers, setups = {}, {}
+    try:
+        for audit in (False, True):
+            mode = "audit_on" if audit else "audit_off"
+            port = free_port()
+            servers[mode] = (port, start_server(port, audit, args.workers))
+            for n, kind in enumerate(("page", "api")):
+                cookie, token = credentials(f"bench-{mode}-{kind}-{os.getpid()}")
+                setups[(mode, kind)] = {
+                    "headers": headers_for(kind, cookie, token),
+                    "paths": make_paths(kind, ids, seed=n),
+                    "times": [],
+                    "done": 0,
+                    "elapsed": 0.0,
+                }
+        for (mode, _kind), setup in setups.items():  # warm-up: imports, connections
+            sequential(servers[mode][0], setup["paths"], setup["headers"], 30)
+        before = AuditEvent.objects.count()
+        per_round = max(1, args.requests // args.rounds)
+        for round_number in range(args.rounds):
+            modes = ("audit_off", "audit_on")
+            for mode in modes if round_number % 2 == 0 else reversed(modes):
+                port = servers[mode][0]
+                for kind in ("page", "api"):
+                    setup = setups[(mode, kind)]
+                    setup["times"] += sequential(port, setup["paths"], setup["headers"], per_round)
+                    done, elapsed = concurrent(
+                        port,
+                        setup["paths"],
+                        setup["headers"],
+                        args.clients,
+                        args.seconds / args.rounds,
+                    )
+                    setup["done"] += done
+                    setup["elapsed"] += elapsed
+        written = AuditEvent.objects.count() - before
+    finally:
+        for _port, server in servers.values():
             server.terminate()
             server.wait(20)
+    results = {}
+    for (mode, kind), setup in setups.items():
+        figures = {
+            "p50_ms": round(statistics.median(setup["times"]) * 1000, 2),
+            "p95_ms": round(percentile(setup["times"], 0.95) * 1000, 2),
+            "rps_8": round(setup["done"] / setup["elapsed"], 1),
+            "requests_1": len(setup["times"]),
+        }
+        results.setdefault(kind, {})[mode] = figures
+        print(f"{kind:5} {mode:9} {figures}")
+    print(f"audit rows written while timing (audit on only): {written}")
     summary = {"bench": "audit_overhead", "audit_events": AuditEvent.objects.count()}
     met = {}
     for kind, modes in results.items():
