@@ -225,3 +225,14 @@ def test_a_deleted_patient_is_restored_only_within_scope(client, administrator, 
     assert client.post(reverse("patients:restore", args=[theirs.pk])).status_code == 404
     assert client.post(reverse("patients:restore", args=[ours.pk])).status_code == 302
     assert Patient.objects.get(pk=ours.pk).deleted_at is None
+
+
+def test_a_patient_registered_without_a_department_stays_visible_to_its_registrar(
+    client, registrar
+):
+    from patients.services import patient_register
+
+    patient = patient_register(actor=Actor(user=registrar), data={"last_name": "Новый"})
+    assert patient.department == registrar.departments.get()
+    client.force_login(registrar)
+    assert client.get(patient.get_absolute_url()).status_code == 200
