@@ -37,7 +37,8 @@ def test_bootstrap_loads_demo_data_in_embedded_mode_only(settings, tmp_path):
     from accounts.permissions import restrict
 
     admin = get_user_model().objects.get(username="admin")
-    assert restrict(Patient.objects.all(), admin, "patients.view_patient").count() == 24
+    visible = restrict(Patient.objects.all(), admin, "patients.view_patient")
+    assert visible.count() == Patient.objects.count() > 0
 
 
 def test_demo_data_is_refused_in_production(settings, superuser):
