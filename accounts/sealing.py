@@ -11,7 +11,9 @@ Which rows are final, so that no later commit can slip in before them:
   A transaction older than ``pg_snapshot_xmin(pg_current_snapshot())`` has ended, and every
   transaction still running or yet to start has an id at or above it, so the rows below it
   form a set that never grows again. The sealer seals them in ``(txid, id)`` order, after the
-  last sealed ``(txid, id)``.
+  last sealed ``(txid, id)``. Transaction ids are server-wide: a write transaction left open
+  anywhere on the server (any database) holds sealing back until it ends, and audit_verify
+  then reports the rows it keeps unsealed for more than 5 minutes.
 * SQLite: writes are serialised (one writer at a time, IMMEDIATE transactions), so ids are
   given in commit order and ``id`` alone is the order.
 """
