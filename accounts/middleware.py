@@ -79,7 +79,9 @@ class SecurityHeadersMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if settings.CONTENT_SECURITY_POLICY and not request.path.startswith("/api/docs"):
+        # The API documentation pages (Swagger UI, ReDoc) bring their own scripts and workers.
+        docs = request.path.startswith(("/api/docs", "/api/redoc"))
+        if settings.CONTENT_SECURITY_POLICY and not docs:
             response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"

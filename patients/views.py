@@ -140,6 +140,8 @@ def patient_create(request):
 def patient_edit(request, pk: int):
     _require(request, "patients.change_patient")
     patient = selectors.patient_get(user=request.user, pk=pk, perm="patients.change_patient")
+    if request.method == "GET":
+        audit_view(actor=Actor.from_request(request), obj=patient)  # the form shows every field
     initial_identifiers = [{"type": i.type, "value": i.value} for i in patient.identifiers.all()]
     # The form validates on a copy: the page heading keeps the stored name if the input is bad,
     # and the service compares against the row it locks, not against the form's instance.

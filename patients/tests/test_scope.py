@@ -236,3 +236,10 @@ def test_a_patient_registered_without_a_department_stays_visible_to_its_registra
     assert patient.department == registrar.departments.get()
     client.force_login(registrar)
     assert client.get(patient.get_absolute_url()).status_code == 200
+
+
+def test_opening_the_edit_form_is_a_read_of_the_record(client, registrar, ours):
+    client.force_login(registrar)
+    client.get(reverse("patients:edit", args=[ours.pk]))
+    client.get(reverse("patients:detail", args=[ours.pk]))  # same viewing window
+    assert AuditEvent.objects.filter(action="view", patient_id=ours.pk).count() == 1
