@@ -107,6 +107,12 @@ def patient_create(request):
             )
         )
         if duplicates and not data.get("confirm_duplicate"):
+            audit_list(  # the warning shows these patients: a read like a list page
+                actor=Actor.from_request(request),
+                object_type="patients.patient",
+                query={"possible_duplicates_of": data.get("last_name", "")},
+                patient_ids=[p.pk for p in duplicates],
+            )
             form.add_error(
                 None,
                 _(

@@ -102,6 +102,12 @@ class PatientViewSet(
                 birth_date=data.get("birth_date"),
             )
             if duplicates:
+                audit_list(  # the 409 names these patients: a read like a list
+                    actor=Actor.from_request(self.request),
+                    object_type="patients.patient",
+                    query={"possible_duplicates_of": data.get("last_name", "")},
+                    patient_ids=[p.pk for p in duplicates],
+                )
                 raise PossibleDuplicate(
                     detail={
                         "candidates": [

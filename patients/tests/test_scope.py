@@ -243,3 +243,25 @@ def test_opening_the_edit_form_is_a_read_of_the_record(client, registrar, ours):
     client.get(reverse("patients:edit", args=[ours.pk]))
     client.get(reverse("patients:detail", args=[ours.pk]))  # same viewing window
     assert AuditEvent.objects.filter(action="view", patient_id=ours.pk).count() == 1
+
+
+def test_the_duplicate_warning_is_audited_naming_the_patients_it_shows(
+    client, api_client, registrar, ours
+):
+    data = {"last_name": ours.last_name, "first_name": ours.first_name, "birth_date": "1980-05-17"}
+    api_client.force_authenticate(registrar)
+    assert api_client.post("/api/v1/patients/", {**data, "sex": "M"}).status_code == 409
+    client.force_login(registrar)
+    form = {
+        **data,
+        "mrn": "",
+        "middle_name": "",
+        "sex": "M",
+        "identity_status": "verified",
+        "department": "",
+        "ident-TOTAL_FORMS": "0",
+        "ident-INITIAL_FORMS": "0",
+    }
+    assert client.post(reverse("patients:create"), form).status_code == 200
+    events = AuditEvent.objects.filter(action="list", details__has_key="patient_ids")
+    assert [e.details["patient_ids"] for e in events] == [[ours.pk], [ours.pk]]
