@@ -43,6 +43,23 @@ def scope_paths(model: type[Model]) -> tuple[str, ...] | None:
     return tuple(paths) if paths is not None else None
 
 
+def extend_scope(model: type[Model], *paths: str) -> None:
+    """Let a later app add department paths to a model (from its AppConfig.ready): studies make
+    a patient visible to the performing departments of the patient's studies."""
+    model.scope_paths = tuple(scope_paths(model) or ()) + tuple(
+        p for p in paths if p not in (scope_paths(model) or ())
+    )
+
+
+def _multi_valued(model: type[Model], path: str) -> bool:
+    for part in path.split("__"):
+        field = model._meta.get_field(part)
+        if field.one_to_many or field.many_to_many:
+            return True
+        model = field.related_model
+    return False
+
+
 def share_paths(model: type[Model]) -> tuple[str, ...]:
     return tuple(getattr(model, "share_paths", ("",)))
 
@@ -100,7 +117,12 @@ def scope_q(model: type[Model], user, perm: str | None) -> Q:
     """The filter that keeps the rows of ``model`` in the user's scope."""
     q = Q(pk__in=[])
     for path in scope_paths(model) or ():
-        q |= Q(**{f"{path}__in": department_ids(user)})
+        if _multi_valued(model, path):
+            # A reverse path (a patient's studies) as a subquery: a join would repeat rows.
+            matching = model._base_manager.filter(**{f"{path}__in": department_ids(user)})
+            q |= Q(pk__in=matching.values("pk"))
+        else:
+            q |= Q(**{f"{path}__in": department_ids(user)})
     for path in share_paths(model):
         target = _target_model(model, path)
         lookup = f"{path}__pk__in" if path else "pk__in"

@@ -192,6 +192,20 @@ if EMBEDDED:
 # Media is never served from a public URL: every file goes through
 # accounts.protected_files.protected_file_response, which checks scope and audits.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Ingest limits: one file, one ZIP (uncompressed), one image's pixels.
+STUDIES_MAX_FILE_BYTES = env_int("STUDIES_MAX_FILE_BYTES", 2 * 1024**3)
+STUDIES_MAX_ZIP_BYTES = env_int("STUDIES_MAX_ZIP_BYTES", 8 * 1024**3)
+STUDIES_MAX_PIXELS = env_int("STUDIES_MAX_PIXELS", 60_000_000)
+# The performing department of uploads by a service account without exactly one department.
+STUDIES_DEFAULT_DEPARTMENT = env_str("STUDIES_DEFAULT_DEPARTMENT", "")
+
+# Models: one folder per version, ml_weights/<name>/<version>/ (weights + card.json).
+ML_WEIGHTS_DIR = Path(env_str("ML_WEIGHTS_DIR", str(BASE_DIR / "ml_weights")))
+# Labelled images for training and evaluation; never part of the repository.
+ML_DATASETS_DIR = Path(env_str("ML_DATASETS_DIR", str(BASE_DIR.parent / "shared" / "datasets")))
+# Threads per inference or training process (the hospital's CPU budget per worker).
+ML_THREADS = env_int("ML_THREADS", 2)
 MEDIA_URL = "/protected/"
 PROTECTED_FILES_BACKEND = env_choice("PROTECTED_FILES_BACKEND", ("django", "nginx"), "django")
 PROTECTED_FILES_NGINX_PREFIX = env_str("PROTECTED_FILES_NGINX_PREFIX", "/_protected/")
@@ -354,3 +368,18 @@ LOGGING = {
 
 # --- Demo data ------------------------------------------------------------------------------
 DEMO_DATA_ALLOWED = EMBEDDED
+
+# --- Patient identity -----------------------------------------------------------------------
+# The charset for DICOM names whose SpecificCharacterSet is missing or wrong (a Python codec).
+DICOM_FALLBACK_CHARSET = env_str("MIS_DICOM_FALLBACK_CHARSET", "cp1251")
+try:
+    import codecs as _codecs
+
+    _codecs.lookup(DICOM_FALLBACK_CHARSET)
+except LookupError:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        f"MIS_DICOM_FALLBACK_CHARSET={DICOM_FALLBACK_CHARSET!r} is not a charset Python knows; "
+        "use a codec name such as cp1251 or koi8_r."
+    ) from None

@@ -3,7 +3,9 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F, Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
@@ -84,6 +86,10 @@ class PatientQuerySet(models.QuerySet):
     def alive(self):
         return self.filter(deleted_at__isnull=True)
 
+    def unmerged(self):
+        """Without the records merged into another (they live on only to redirect)."""
+        return self.filter(merged_into__isnull=True)
+
 
 class Patient(models.Model):
     mrn = models.CharField(
@@ -126,6 +132,16 @@ class Patient(models.Model):
         verbose_name=_("deleted by"),
     )
     deletion_reason = models.TextField(_("deletion reason"), blank=True)
+    merged_into = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.PROTECT,
+        related_name="merged_from",
+        verbose_name=_("merged into"),
+    )
+    merged_at = models.DateTimeField(_("merged"), null=True, blank=True, editable=False)
 
     objects = PatientQuerySet.as_manager()
 
@@ -146,7 +162,10 @@ class Patient(models.Model):
             models.Index(fields=["birth_date"], name="patient_birth_date"),
             models.Index(fields=["last_name", "first_name", "id"], name="patient_name_order"),
         ]
-        permissions = [("restore_patient", _("Can restore a deleted patient"))]
+        permissions = [
+            ("restore_patient", _("Can restore a deleted patient")),
+            ("merge_patient", _("Can merge and unmerge patients")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.mrn})"
@@ -177,6 +196,38 @@ class Patient(models.Model):
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
 
+    @property
+    def is_merged(self) -> bool:
+        return self.merged_into_id is not None
+
+
+# The identity fields whose every change is kept in the patient's history.
+HISTORY_FIELDS = (
+    "mrn",
+    "last_name",
+    "first_name",
+    "middle_name",
+    "birth_date",
+    "sex",
+    "identity_status",
+)
+NAME_FIELDS = ("last_name", "first_name", "middle_name")
+
+# The fields whose value a merge takes from either record (the survivor keeps its MRN; the
+# duplicate's MRN keeps resolving to the survivor).
+MERGE_FIELDS = (
+    "last_name",
+    "first_name",
+    "middle_name",
+    "birth_date",
+    "sex",
+    "identity_status",
+    "department",
+    "phone",
+    "email",
+    "address",
+    "notes",
+)
 
 # The fields a person edits, in the order forms and the API show them; the services, the page's
 # form, the admin and the API all take this one list.
@@ -231,6 +282,224 @@ class PatientIdentifier(models.Model):
     @property
     def audit_patient_id(self) -> int:
         return self.patient_id
+
+
+class PatientMerge(models.Model):
+    """One merge of ``duplicate`` into ``survivor``: what moved, which values won, its undoing."""
+
+    survivor = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="merges_in", verbose_name=_("survivor")
+    )
+    duplicate = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="merges_out", verbose_name=_("duplicate")
+    )
+    merged_at = models.DateTimeField(_("merged"), default=timezone.now)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    merged_by_name = models.CharField(_("merged by"), max_length=150, blank=True)
+    reason = models.TextField(_("reason"))
+    # {field: "survivor" | "duplicate"} for every field in MERGE_FIELDS.
+    choices = models.JSONField(_("field winners"), default=dict)
+    # Survivor's values before and after, and the duplicate's, for the fields of MERGE_FIELDS.
+    survivor_before = models.JSONField(default=dict)
+    survivor_after = models.JSONField(default=dict)
+    # {"app_label.model": [ids moved from the duplicate to the survivor]}.
+    moved = models.JSONField(_("moved rows"), default=dict)
+    unmerged_at = models.DateTimeField(_("unmerged"), null=True, blank=True)
+    unmerged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    unmerged_by_name = models.CharField(_("unmerged by"), max_length=150, blank=True)
+    unmerge_reason = models.TextField(_("unmerge reason"), blank=True)
+    # What the unmerge could not put back as it was: rows gone or moved on, fields since edited.
+    unmerge_report = models.JSONField(default=dict, blank=True)
+
+    scope_path = "survivor__department"
+
+    class Meta:
+        ordering = ["-merged_at", "-id"]
+        verbose_name = _("patient merge")
+        verbose_name_plural = _("patient merges")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["duplicate"],
+                condition=Q(unmerged_at__isnull=True),
+                name="patient_merge_one_active_per_duplicate",
+                violation_error_message=_("This patient has already been merged."),
+            ),
+            models.CheckConstraint(
+                condition=~Q(survivor=F("duplicate")), name="patient_merge_two_patients"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.duplicate_id} -> {self.survivor_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.unmerged_at is None
+
+    @property
+    def moved_count(self) -> int:
+        return sum(len(ids) for ids in self.moved.values())
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.survivor_id
+
+
+class PatientHistory(models.Model):
+    """One change of one identity field (or one identifier), kept for ever and searchable."""
+
+    class Event(models.TextChoices):
+        CREATE = "create", _("registered")
+        UPDATE = "update", _("changed")
+        IDENTIFY = "identify", _("identified")
+        MERGE = "merge", _("merged")
+        UNMERGE = "unmerge", _("unmerged")
+
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="history", verbose_name=_("patient")
+    )
+    time = models.DateTimeField(_("time"), default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(_("by"), max_length=150, blank=True)
+    event = models.CharField(_("event"), max_length=10, choices=Event.choices)
+    field = models.CharField(_("field"), max_length=40, blank=True)
+    before = models.TextField(_("before"), blank=True)
+    after = models.TextField(_("after"), blank=True)
+    # The normalised former value that search still finds the patient by: a former full name,
+    # MRN or identifier value.
+    former_key = models.CharField(max_length=320, blank=True, default="")
+    reason = models.TextField(_("reason"), blank=True)
+    merge = models.ForeignKey(
+        PatientMerge, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    scope_path = "patient__department"
+
+    class Meta:
+        ordering = ["-time", "-id"]
+        verbose_name = _("identity history entry")
+        verbose_name_plural = _("identity history")
+        indexes = [
+            models.Index(fields=["patient", "time"], name="patient_history_time"),
+            models.Index(fields=["field", "former_key"], name="patient_history_former"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} {self.field}: {self.before} -> {self.after}"
+
+    def _display(self, value: str) -> str:
+        choices = {"sex": Sex, "identity_status": IdentityStatus}.get(self.field)
+        if choices and value in choices.values:
+            return str(choices(value).label)
+        return value
+
+    @property
+    def before_display(self) -> str:
+        return self._display(self.before)
+
+    @property
+    def after_display(self) -> str:
+        return self._display(self.after)
+
+    @property
+    def field_label(self) -> str:
+        labels = {
+            "identifier": _("identifier"),
+            "merged_from": _("merged from"),
+            "merged_into": _("merged into"),
+            "unmerged_from": _("separated from"),
+            "former_name": _("former name"),
+        }
+        if self.field in labels:
+            return str(labels[self.field])
+        try:
+            return str(Patient._meta.get_field(self.field).verbose_name)
+        except Exception:
+            return self.field
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.patient_id
+
+
+class DuplicateCandidate(models.Model):
+    """A pair of patients that may be one person; ``patient_a`` has the smaller id."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("open")
+        DISMISSED = "dismissed", _("dismissed: different people")
+        MERGED = "merged", _("merged")
+
+    patient_a = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    patient_b = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField(_("score"))
+    name_score = models.FloatField(_("name similarity"), default=0)
+    reasons = models.JSONField(_("reasons"), default=list)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.OPEN
+    )
+    found_at = models.DateTimeField(_("found"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_reason = models.TextField(_("reason"), blank=True)
+
+    scope_path = "patient_a__department"
+
+    class Meta:
+        ordering = ["-score", "id"]
+        verbose_name = _("possible duplicate")
+        verbose_name_plural = _("possible duplicates")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient_a", "patient_b"], name="duplicate_candidate_pair_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(patient_a__lt=F("patient_b")), name="duplicate_candidate_ordered"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "score"], name="duplicate_candidate_queue")]
+
+    def __str__(self) -> str:
+        return f"{self.patient_a_id} ~ {self.patient_b_id} ({self.score:.2f})"
+
+    REASON_LABELS = {
+        "name": _("similar names"),
+        "birth_date": _("same birth date"),
+        "birth_date_swapped": _("birth date with day and month swapped"),
+        "identifier": _("shared identifier"),
+    }
+
+    @property
+    def patients(self) -> tuple[Patient, Patient]:
+        return self.patient_a, self.patient_b
+
+    @property
+    def reason_labels(self) -> list[str]:
+        return [str(self.REASON_LABELS.get(r, r)) for r in self.reasons]
+
+    @property
+    def suggested_survivor(self) -> Patient:
+        """The more certain record survives (verified over provisional over unknown), else the
+        older one."""
+        rank = {
+            IdentityStatus.VERIFIED: 0,
+            IdentityStatus.PROVISIONAL: 1,
+            IdentityStatus.UNKNOWN: 2,
+        }
+        return min(self.patients, key=lambda p: (rank.get(p.identity_status, 3), p.pk))
+
+    @property
+    def suggested_duplicate(self) -> Patient:
+        survivor = self.suggested_survivor
+        return self.patient_b if survivor == self.patient_a else self.patient_a
 
 
 # Explicit shares (a consultant given one patient): django-guardian's direct foreign-key tables,

@@ -7,14 +7,27 @@ from django.http import Http404
 
 from accounts.permissions import can, restrict
 from patients.filters import PatientFilter
-from patients.models import IdentifierType, Patient
-from patients.normalize import normalize_name
+from patients.models import (
+    DuplicateCandidate,
+    IdentifierType,
+    IdentityStatus,
+    Patient,
+    PatientHistory,
+    PatientIdentifier,
+    PatientMerge,
+)
+from patients.normalize import normalize_identifier, normalize_mrn, normalize_name
 
 VIEW = "patients.view_patient"
 
 
-def patient_queryset(*, user, perm: str = VIEW, include_deleted: bool = False) -> QuerySet:
+def patient_queryset(
+    *, user, perm: str = VIEW, include_deleted: bool = False, include_merged: bool = False
+) -> QuerySet:
+    """The patients the user may see: merged-away records are hidden (they only redirect)."""
     qs = restrict(Patient.objects.select_related("department"), user, perm)
+    if not include_merged:
+        qs = qs.unmerged()
     if include_deleted and can(user, "patients.restore_patient"):
         return qs
     return qs.alive()
@@ -69,3 +82,132 @@ def patient_possible_duplicates(
 
 def identifier_types(*, user) -> QuerySet:
     return restrict(IdentifierType.objects.filter(is_active=True), user, None)
+
+
+MAX_MERGE_CHAIN = 50
+
+
+def _follow_merges(patient: Patient | None) -> Patient | None:
+    """The record that finally holds a merged patient's data (A -> B -> C gives C)."""
+    for _hop in range(MAX_MERGE_CHAIN):
+        if patient is None or patient.merged_into_id is None:
+            return patient
+        patient = Patient.objects.select_related("department").get(pk=patient.merged_into_id)
+    raise RuntimeError("Merge chain too long or circular")
+
+
+def patient_resolve(
+    *,
+    mrn: str = "",
+    identifier: str = "",
+    identifier_type: str | None = None,
+    user=None,
+    for_update: bool = False,
+) -> Patient | None:
+    """The patient that an MRN or identifier denotes today, following merges to the survivor.
+
+    Ingest calls it with a file's PatientID (as ``mrn`` and/or ``identifier``): a file that still
+    carries a merged duplicate's MRN or identifier lands on the survivor. The MRN is tried
+    first, then the identifier (of ``identifier_type``, a type code, when given), then former
+    MRNs and identifiers kept in the identity history. Deleted patients are returned as they are;
+    the caller decides. With ``user``, only patients in the user's scope are found.
+
+    ``for_update=True`` (inside the caller's transaction) locks the survivor's row before
+    returning it, so that a merge cannot slip in between the lookup and the rows the caller is
+    about to link to the patient: a merge running at that moment waits for the caller, or the
+    caller waits for the merge and is given the record it merged into.
+    """
+    found = None
+    mrn = normalize_mrn(mrn)
+    value = normalize_identifier(identifier)
+    if mrn:
+        found = Patient.objects.filter(mrn=mrn).first()
+    if found is None and value:
+        rows = PatientIdentifier.objects.filter(value=value)
+        if identifier_type:
+            rows = rows.filter(type__code=identifier_type)
+        row = rows.select_related("patient").first()
+        found = row.patient if row else None
+    if found is None:
+        keys = [k for k in (mrn, value) if k]
+        former = (
+            PatientHistory.objects.filter(field__in=("mrn", "identifier"), former_key__in=keys)
+            .order_by("-time", "-id")
+            .first()
+            if keys
+            else None
+        )
+        found = former.patient if former else None
+    found = _follow_merges(found)
+    while for_update and found is not None:
+        locked = Patient.objects.select_for_update().get(pk=found.pk)
+        if locked.merged_into_id is None:
+            found = locked
+            break
+        found = _follow_merges(locked)  # merged while we waited for the lock
+    if found is not None and user is not None:
+        if not restrict(Patient.objects.filter(pk=found.pk), user, VIEW).exists():
+            return None
+    return found
+
+
+def patient_merged_survivor(*, user, pk: int) -> Patient | None:
+    """For a merged record's old URL: the survivor it now lives in, if the user may see it."""
+    try:
+        merged = (
+            restrict(Patient.objects.all(), user, VIEW)
+            .filter(merged_into__isnull=False)
+            .filter(pk=pk)
+            .first()
+        )
+    except (ValueError, TypeError):
+        return None
+    survivor = _follow_merges(merged)
+    if survivor is None:
+        return None
+    return patient_queryset(user=user, include_deleted=True).filter(pk=survivor.pk).first()
+
+
+def patient_history(*, patient: Patient) -> QuerySet:
+    """The identity history of a patient the caller has already fetched through a selector."""
+    return PatientHistory.objects.filter(patient=patient).select_related("merge")
+
+
+def patient_merges(*, patient: Patient) -> QuerySet:
+    """Merges into this patient (newest first), for its page and the unmerge action."""
+    return PatientMerge.objects.filter(survivor=patient).select_related("duplicate")
+
+
+def merge_get(*, user, patient: Patient, pk) -> PatientMerge:
+    """One merge into ``patient`` (already fetched in the user's scope), or 404."""
+    try:
+        return patient_merges(patient=patient).get(pk=pk)
+    except (PatientMerge.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+
+
+def reconciliation_list(*, user) -> QuerySet:
+    """Unknown and provisional patients a registrar should identify, oldest first."""
+    return (
+        patient_queryset(user=user, perm="patients.change_patient")
+        .filter(identity_status__in=[IdentityStatus.UNKNOWN, IdentityStatus.PROVISIONAL])
+        .order_by("created_at", "id")
+    )
+
+
+def duplicate_queue(*, user, status: str = DuplicateCandidate.Status.OPEN) -> QuerySet:
+    """Candidate pairs whose both patients the user may see, best score first."""
+    visible = patient_queryset(user=user, perm="patients.merge_patient")
+    qs = restrict(DuplicateCandidate.objects.all(), user, "patients.merge_patient")
+    return (
+        qs.filter(status=status, patient_a__in=visible, patient_b__in=visible)
+        .select_related("patient_a", "patient_b")
+        .order_by("-score", "id")
+    )
+
+
+def duplicate_get(*, user, pk) -> DuplicateCandidate:
+    try:
+        return duplicate_queue(user=user).get(pk=pk)
+    except (DuplicateCandidate.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None

@@ -11,11 +11,14 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import CREATE, DELETE, RESTORE, UPDATE, Actor, audit_record
 from accounts.permissions import can
+from patients.history import history_record
 from patients.models import (
+    HISTORY_FIELDS,
     PATIENT_EDITABLE_FIELDS,
     IdentifierType,
     IdentityStatus,
     Patient,
+    PatientHistory,
     PatientIdentifier,
 )
 from patients.normalize import normalize_identifier, normalize_mrn
@@ -76,21 +79,37 @@ def _validate_identifiers(identifiers: list[IdentifierInput], *, patient: Patien
         raise ValidationError({"identifiers": errors})
 
 
-def _set_identifiers(patient: Patient, identifiers: list[IdentifierInput]) -> dict:
-    before = sorted(f"{i.type.code}:{i.value}" for i in patient.identifiers.select_related("type"))
+def _identifier_label(type_code: str, value: str) -> str:
+    return f"{type_code}:{value}"
+
+
+def _set_identifiers(patient: Patient, identifiers: list[IdentifierInput]) -> tuple[dict, list]:
+    """Replace the identifiers, keeping the rows that stay (their ids matter to an unmerge).
+
+    Returns the audit change and the history triples (one per identifier added or removed).
+    """
+    current = {(i.type_id, i.value): i for i in patient.identifiers.select_related("type")}
+    wanted = {(i.type.pk, normalize_identifier(i.value)): i.type for i in identifiers}
+    removed = [row for key, row in current.items() if key not in wanted]
+    added = [(key, id_type) for key, id_type in wanted.items() if key not in current]
     try:
         with transaction.atomic():  # a savepoint: a lost race must not poison the transaction
-            patient.identifiers.all().delete()
+            PatientIdentifier.objects.filter(pk__in=[row.pk for row in removed]).delete()
             PatientIdentifier.objects.bulk_create(
-                PatientIdentifier(patient=patient, type=i.type, value=normalize_identifier(i.value))
-                for i in identifiers
+                PatientIdentifier(patient=patient, type=id_type, value=key[1])
+                for key, id_type in added
             )
     except IntegrityError:
         raise ValidationError(
             {"identifiers": _("One of these identifiers was just given to another patient.")}
         ) from None
-    after = sorted(f"{i.type.code}:{normalize_identifier(i.value)}" for i in identifiers)
-    return {} if before == after else {"identifiers": [before, after]}
+    history = [("identifier", _identifier_label(r.type.code, r.value), "") for r in removed]
+    history += [("identifier", "", _identifier_label(t.code, key[1])) for key, t in added]
+    if not history:
+        return {}, []
+    before = sorted(_identifier_label(r.type.code, r.value) for r in current.values())
+    after = sorted(_identifier_label(t.code, key[1]) for key, t in wanted.items())
+    return {"identifiers": [before, after]}, history
 
 
 def _check_mrn_free(mrn: str, *, exclude_pk: int | None = None) -> None:
@@ -128,7 +147,13 @@ def patient_register(
             patient.save()
     except IntegrityError:
         raise ValidationError({"mrn": _("A patient with this MRN already exists.")}) from None
-    _set_identifiers(patient, list(identifiers))
+    _changes, identifier_history = _set_identifiers(patient, list(identifiers))
+    history_record(
+        actor=actor,
+        patient=patient,
+        event=PatientHistory.Event.CREATE,
+        changes=[("", "", patient.full_name), *identifier_history],
+    )
     audit_record(
         actor=actor,
         action=CREATE,
@@ -146,11 +171,35 @@ def patient_update(
     data: dict,
     identifiers: list[IdentifierInput] | None = None,
 ) -> Patient:
-    """Change fields (and, when given, replace the identifiers); audits before → after."""
+    """Change fields (and, when given, replace the identifiers); audits before → after and
+    keeps every identity change in the patient's history."""
     _require(actor, "patients.change_patient")
+    return _update(actor=actor, patient=patient, data=data, identifiers=identifiers)
+
+
+def _lock_for_change(patient: Patient) -> Patient:
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     if patient.is_deleted:
         raise ValidationError(_("This patient is deleted; an administrator must restore it first."))
+    if patient.is_merged:
+        raise ValidationError(
+            _("This record was merged into MRN %(mrn)s; change that record instead.")
+            % {"mrn": patient.merged_into.mrn}
+        )
+    return patient
+
+
+def _update(
+    *,
+    actor: Actor,
+    patient: Patient,
+    data: dict,
+    identifiers: list[IdentifierInput] | None,
+    event: str = PatientHistory.Event.UPDATE,
+    reason: str = "",
+) -> Patient:
+    patient = _lock_for_change(patient)
+    former_name = patient.search_name
     changes = {}
     for field, value in data.items():
         if field not in PATIENT_EDITABLE_FIELDS:
@@ -177,11 +226,66 @@ def patient_update(
                 patient.save()
         except IntegrityError:
             raise ValidationError({"mrn": _("A patient with this MRN already exists.")}) from None
+    history = [(f, *changes[f]) for f in HISTORY_FIELDS if f in changes]
     if identifiers is not None:
-        changes.update(_set_identifiers(patient, list(identifiers)))
-    if changes:
-        audit_record(actor=actor, action=UPDATE, obj=patient, details={"changes": changes})
+        identifier_change, identifier_history = _set_identifiers(patient, list(identifiers))
+        changes.update(identifier_change)
+        history += identifier_history
+    if history:
+        history_record(
+            actor=actor,
+            patient=patient,
+            event=event,
+            changes=history,
+            reason=reason,
+            former_name=former_name if former_name != patient.search_name else "",
+        )
+    if changes or event != PatientHistory.Event.UPDATE:
+        audit_record(
+            actor=actor,
+            action=UPDATE if event == PatientHistory.Event.UPDATE else event,
+            obj=patient,
+            reason=reason,
+            details={"changes": changes},
+        )
     return patient
+
+
+IDENTIFY_REQUIRED = ("last_name", "first_name", "birth_date")
+
+
+@transaction.atomic
+def patient_identify(
+    *,
+    actor: Actor,
+    patient: Patient,
+    data: dict,
+    identifiers: list[IdentifierInput] | None = None,
+    reason: str = "",
+) -> Patient:
+    """Identify an ``unknown`` or ``provisional`` patient by filling in the rest: the record
+    becomes ``verified``. (The other way to identify one is to merge it into a verified record.)"""
+    _require(actor, "patients.change_patient")
+    current = _lock_for_change(patient)
+    if current.identity_status == IdentityStatus.VERIFIED:
+        raise ValidationError(_("This patient is already identified."))
+    merged = {f: getattr(current, f) for f in IDENTIFY_REQUIRED} | {
+        k: v for k, v in data.items() if k in PATIENT_EDITABLE_FIELDS
+    }
+    missing = {
+        f: _("Required to identify the patient.") for f in IDENTIFY_REQUIRED if not merged.get(f)
+    }
+    if missing:
+        raise ValidationError(missing)
+    data = {**data, "identity_status": IdentityStatus.VERIFIED}
+    return _update(
+        actor=actor,
+        patient=current,
+        data=data,
+        identifiers=identifiers,
+        event=PatientHistory.Event.IDENTIFY,
+        reason=reason,
+    )
 
 
 @transaction.atomic

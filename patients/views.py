@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
@@ -65,6 +66,8 @@ def patient_list(request):
             "page": page,
             "query": query.urlencode(),
             "can_add": can(request.user, "patients.add_patient"),
+            "can_reconcile": can(request.user, "patients.change_patient"),
+            "can_merge": can(request.user, "patients.merge_patient"),
             "can_restore": can(request.user, "patients.restore_patient"),
             "include_deleted": selectors.wants_deleted(request.GET)
             and can(request.user, "patients.restore_patient"),
@@ -74,8 +77,17 @@ def patient_list(request):
 
 @login_required
 def patient_detail(request, pk: int):
-    patient = selectors.patient_get(user=request.user, pk=pk, include_deleted=True)
+    try:
+        patient = selectors.patient_get(user=request.user, pk=pk, include_deleted=True)
+    except Http404:
+        # A merged record's old URL leads to the survivor (when the user may see it).
+        survivor = selectors.patient_merged_survivor(user=request.user, pk=pk)
+        if survivor is None:
+            raise
+        messages.info(request, _("That record was merged into this one."))
+        return redirect(survivor)
     audit_view(actor=Actor.from_request(request), obj=patient)
+    can_merge = can(request.user, "patients.merge_patient") and not patient.is_deleted
     return render(
         request,
         "patients/patient_detail.html",
@@ -85,6 +97,12 @@ def patient_detail(request, pk: int):
             "can_change": can(request.user, "patients.change_patient") and not patient.is_deleted,
             "can_delete": can(request.user, "patients.delete_patient") and not patient.is_deleted,
             "can_restore": can(request.user, "patients.restore_patient") and patient.is_deleted,
+            "can_merge": can_merge,
+            "can_identify": can(request.user, "patients.change_patient")
+            and not patient.is_deleted
+            and patient.identity_status != "verified",
+            "history": selectors.patient_history(patient=patient)[:200],
+            "merges": selectors.patient_merges(patient=patient),
         },
     )
 

@@ -5,3 +5,23 @@ from django.utils.translation import gettext_lazy as _
 class StudiesConfig(AppConfig):
     name = "studies"
     verbose_name = _("Studies")
+
+    def ready(self):
+        from accounts import roles
+        from accounts.permissions import extend_scope
+        from patients.linked import register_patient_linked
+        from patients.models import Patient
+        from studies.models import Study
+
+        roles.extend(
+            roles.RADIOLOGIST, "studies.view_study", "studies.add_study", "studies.export_study"
+        )
+        roles.extend(
+            roles.CLINICIAN, "studies.view_study", "studies.add_study", "studies.export_study"
+        )
+        roles.extend(roles.ADMINISTRATOR, "studies.remove_images")
+        roles.extend(roles.REGISTRAR, "studies.view_study", "studies.add_study")
+        # A patient's identity is visible to whoever may see one of their studies.
+        extend_scope(Patient, "studies__department")
+        # Merge moves a duplicate's studies (with their series, instances and derived images).
+        register_patient_linked(Study)

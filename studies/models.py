@@ -1,1 +1,236 @@
-# Study, Series, Instance, DerivedImage and Report arrive with the studies issue.
+"""The imaging record: Study → Series → Instance as in DICOM, and images derived from them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Department
+from patients.models import Patient
+
+
+class Category(models.TextChoices):
+    CHEST_XRAY = "chest_xray", _("Chest X-ray")
+    SPINE_XRAY = "spine_xray", _("Spine X-ray")
+    CEPH_XRAY = "ceph_xray", _("Cephalometric X-ray (TRG)")
+    CT = "ct", _("CT")
+    MR = "mr", _("MR")
+    US = "us", _("Ultrasound")
+    DOCUMENT = "document", _("Document")
+    OTHER = "other", _("Other")
+
+
+class Urgency(models.TextChoices):
+    ROUTINE = "routine", _("Routine")
+    URGENT = "urgent", _("Urgent")
+    STAT = "stat", _("STAT")
+
+
+URGENCY_RANK = {Urgency.STAT: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
+
+
+class Study(models.Model):
+    study_uid = models.CharField(_("Study Instance UID"), max_length=64)
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="studies", verbose_name=_("patient")
+    )
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.PROTECT,
+        related_name="studies",
+        verbose_name=_("performing department"),
+    )
+    accession_number = models.CharField(_("accession number"), max_length=64, blank=True)
+    study_datetime = models.DateTimeField(_("study date and time"), null=True, blank=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    modalities = models.CharField(_("modalities"), max_length=64, blank=True)
+    category = models.CharField(
+        _("category"), max_length=16, choices=Category.choices, default=Category.OTHER
+    )
+    body_part = models.CharField(_("body part"), max_length=64, blank=True)
+    view_position = models.CharField(_("view position"), max_length=16, blank=True)
+    institution = models.CharField(_("source institution"), max_length=200, blank=True)
+    referring_physician = models.CharField(_("referring physician"), max_length=200, blank=True)
+    clinical_question = models.TextField(_("clinical question"), blank=True)
+    urgency = models.CharField(
+        _("urgency"), max_length=8, choices=Urgency.choices, default=Urgency.ROUTINE
+    )
+    warnings = models.JSONField(_("warnings"), default=list, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    images_removed_at = models.DateTimeField(_("images removed"), null=True, blank=True)
+    images_removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    images_removed_reason = models.TextField(_("reason for removing images"), blank=True)
+
+    # Visible to the performing department and to the patient's department.
+    scope_paths = ("department", "patient__department")
+    scope_path = "department"
+    share_paths = ("", "patient")  # a patient's share or emergency grant opens their studies
+
+    class Meta:
+        ordering = ["-study_datetime", "-id"]
+        verbose_name = _("study")
+        verbose_name_plural = _("studies")
+        permissions = [
+            ("remove_images", _("Can remove the image files of a study, keeping the record")),
+            ("export_study", _("Can export studies as a ZIP with a DICOMDIR")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study_uid"],
+                name="study_uid_unique",
+                violation_error_message=_("A study with this Study Instance UID already exists."),
+            )
+        ]
+        indexes = [
+            models.Index(fields=["patient", "-study_datetime"], name="study_patient_date"),
+            models.Index(fields=["department", "-created_at"], name="study_department_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()} {self.study_datetime or ''} ({self.patient_id})"
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.patient_id
+
+
+class Series(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="series")
+    series_uid = models.CharField(_("Series Instance UID"), max_length=64)
+    modality = models.CharField(_("modality"), max_length=16, blank=True)
+    number = models.IntegerField(_("series number"), null=True, blank=True)
+    description = models.CharField(_("description"), max_length=200, blank=True)
+    body_part = models.CharField(_("body part"), max_length=64, blank=True)
+
+    scope_paths = ("study__department", "study__patient__department")
+    scope_path = "study__department"
+    share_paths = ("study", "study__patient")
+
+    class Meta:
+        ordering = ["number", "id"]
+        verbose_name = _("series")
+        verbose_name_plural = _("series")
+        constraints = [
+            models.UniqueConstraint(fields=["series_uid"], name="series_uid_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.modality} {self.number or ''} {self.description}".strip()
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.study.patient_id
+
+
+def instance_path(instance: Instance, filename: str) -> str:
+    """UID-based storage path: ``dicom/<study>/<series>/<sop>.dcm``."""
+    series = instance.series
+    return f"dicom/{series.study.study_uid}/{series.series_uid}/{instance.sop_instance_uid}.dcm"
+
+
+class Instance(models.Model):
+    series = models.ForeignKey(Series, on_delete=models.PROTECT, related_name="instances")
+    sop_instance_uid = models.CharField(_("SOP Instance UID"), max_length=64)
+    sop_class_uid = models.CharField(_("SOP Class UID"), max_length=64)
+    sop_class_name = models.CharField(_("SOP class"), max_length=120, blank=True)
+    number = models.IntegerField(_("instance number"), null=True, blank=True)
+    document_kind = models.CharField(
+        _("document kind"),
+        max_length=32,
+        blank=True,
+        help_text=_("Empty for images; the kind of a non-image object (report, PDF…)."),
+    )
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    columns = models.PositiveIntegerField(null=True, blank=True)
+    frames = models.PositiveIntegerField(default=1)
+    transfer_syntax = models.CharField(_("transfer syntax"), max_length=64, blank=True)
+    source_format = models.CharField(_("uploaded as"), max_length=8, default="dicom")
+    file = models.FileField(_("file"), upload_to=instance_path, max_length=300, blank=True)
+    size = models.BigIntegerField(_("size in bytes"), default=0)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(_("imported"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    scope_paths = ("series__study__department", "series__study__patient__department")
+    scope_path = "series__study__department"
+    share_paths = ("series__study", "series__study__patient")
+
+    class Meta:
+        ordering = ["number", "id"]
+        verbose_name = _("instance")
+        verbose_name_plural = _("instances")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sop_instance_uid"],
+                name="instance_sop_uid_unique",
+                violation_error_message=_("An instance with this SOP Instance UID exists."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid
+
+    @property
+    def is_image(self) -> bool:
+        return not self.document_kind
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.series.study.patient_id
+
+
+def derived_path(derived: DerivedImage, filename: str) -> str:
+    instance = derived.instance
+    return f"derived/{instance.sop_instance_uid}/{derived.kind}-{derived.frame}-{filename}"
+
+
+class DerivedImage(models.Model):
+    """An image made from an instance: a thumbnail now, an AI heatmap later; one mechanism."""
+
+    class Kind(models.TextChoices):
+        THUMBNAIL = "thumbnail", _("Thumbnail")
+        HEATMAP = "heatmap", _("Heatmap")
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="derived")
+    frame = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    source = models.CharField(
+        _("made by"), max_length=120, help_text=_("'render', or a model name@version.")
+    )
+    label = models.CharField(max_length=120, blank=True)
+    file = models.FileField(upload_to=derived_path, max_length=300)
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    scope_paths = (
+        "instance__series__study__department",
+        "instance__series__study__patient__department",
+    )
+    scope_path = "instance__series__study__department"
+    share_paths = ("instance__series__study", "instance__series__study__patient")
+
+    class Meta:
+        ordering = ["instance", "frame", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "frame", "kind", "source", "label"],
+                name="derived_image_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.instance_id} frame {self.frame}"

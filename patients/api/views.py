@@ -1,4 +1,6 @@
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -88,7 +90,19 @@ class PatientViewSet(
         return response
 
     def retrieve(self, request, *args, **kwargs):
-        patient = self.get_object()
+        try:
+            patient = self.get_object()
+        except Http404:
+            # A merged record's old URL answers with the survivor's (when the user may see it).
+            survivor = selectors.patient_merged_survivor(user=request.user, pk=kwargs.get("pk"))
+            if survivor is None:
+                raise
+            url = reverse("patient-detail", args=[survivor.pk])
+            return Response(
+                {"id": int(kwargs["pk"]), "merged_into": survivor.pk},
+                status=status.HTTP_302_FOUND,
+                headers={"Location": url},
+            )
         audit_view(actor=Actor.from_request(request), obj=patient)
         return Response(self.get_serializer(patient).data)
 

@@ -1,0 +1,418 @@
+"""One ingest service behind every door (upload page, API, import_dicom): one file at a time.
+
+``ingest_file`` takes one uploaded or found file and returns an :class:`IngestResult`:
+``imported``, ``duplicate`` (same SOP Instance UID, same bytes: nothing changes) or
+``rejected`` with a reason the user can act on. A rejected file changes nothing stored; the
+stored file of an instance whose transaction fails is removed again (no orphans).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile, File
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from accounts.audit import CREATE, Actor, audit_record
+from accounts.models import Department
+from accounts.permissions import can
+from patients.dicom_names import dicom_person_name, patient_name_matches
+from patients.models import IdentityStatus, Patient
+from patients.selectors import patient_resolve
+from patients.services import patient_register
+from studies.dicom import category as dicom_category
+from studies.dicom import parse as dicom_parse
+from studies.dicom import secondary_capture
+from studies.dicom.errors import DicomError, ImageError
+from studies.models import Category, Instance, Series, Study, Urgency
+
+IMPORTED, DUPLICATE, REJECTED = "imported", "duplicate", "rejected"
+ADD_PERM = "studies.add_study"
+
+
+@dataclass
+class IngestResult:
+    name: str
+    status: str
+    message: str = ""
+    study_id: int | None = None
+    instance_id: int | None = None
+    patient_id: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "message": self.message,
+            "study": self.study_id,
+            "instance": self.instance_id,
+            "patient": self.patient_id,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class StudyFields:
+    """What the uploader says about the study (the form or the API); blanks are derived."""
+
+    department: Department | None = None
+    patient: Patient | None = None
+    study: Study | None = None  # an existing study to add a PNG/JPEG to
+    category: str = ""
+    body_part: str = ""
+    view_position: str = ""
+    clinical_question: str = ""
+    urgency: str = ""
+    description: str = ""
+
+
+class Rejected(Exception):
+    """A file refused with a message for the user."""
+
+
+def ingest_file(
+    *, actor: Actor, data: bytes | Path, name: str, fields: StudyFields | None = None
+) -> IngestResult:
+    """Import one file (DICOM, or PNG/JPEG wrapped into Secondary Capture).
+
+    ``data`` is the file's bytes or its path; a path is parsed, hashed and copied in a
+    streaming way, so a large multi-frame file is never held in memory.
+    """
+    fields = fields or StudyFields()
+    try:
+        if not can(actor.user, ADD_PERM):
+            raise PermissionDenied
+        size = data.stat().st_size if isinstance(data, Path) else len(data)
+        if size > settings.STUDIES_MAX_FILE_BYTES:
+            raise Rejected(
+                _("The file is larger than the limit of %(limit)d MB.")
+                % {"limit": settings.STUDIES_MAX_FILE_BYTES // (1024 * 1024)}
+            )
+        if size == 0:
+            raise Rejected(_("The file is empty."))
+        head = _head(data)
+        kind = dicom_parse.sniff_format(head)
+        source_format = "dicom"
+        if kind in ("png", "jpeg"):
+            raw = data.read_bytes() if isinstance(data, Path) else data
+            data, source_format = _wrap(raw, fields), kind
+        elif kind not in ("dicom", "dicom-bare"):
+            raise Rejected(
+                _("Not a DICOM, PNG or JPEG file: %(what)s.")
+                % {"what": dicom_parse.describe_non_dicom(head)}
+            )
+        header = dicom_parse.parse_instance(data, default_zone=settings.TIME_ZONE)
+        return _store(actor, data, name, header, fields, source_format)
+    except PermissionDenied:
+        return IngestResult(name, REJECTED, _("You may not upload studies."))
+    except (Rejected, DicomError, ImageError) as exc:
+        return IngestResult(name, REJECTED, str(exc))
+    except ValidationError as exc:
+        return IngestResult(name, REJECTED, " ".join(exc.messages))
+
+
+def _wrap(data: bytes, fields: StudyFields) -> bytes:
+    missing = [
+        label
+        for label, value in (
+            (_("patient"), fields.patient or (fields.study and fields.study.patient)),
+            (_("category"), fields.category or (fields.study and fields.study.category)),
+            (_("body part"), fields.body_part),
+            (_("view position"), fields.view_position),
+        )
+        if not value
+    ]
+    if missing:
+        raise Rejected(
+            _("A PNG or JPEG needs these fields: %(fields)s.") % {"fields": ", ".join(missing)}
+        )
+    patient = fields.patient or fields.study.patient
+    info = secondary_capture.CaptureInfo(
+        patient_id=patient.mrn,
+        patient_name=f"{patient.last_name}^{patient.first_name}^{patient.middle_name}".rstrip("^"),
+        birth_date=patient.birth_date,
+        sex=patient.sex if patient.sex in ("F", "M", "O") else "",
+        study_instance_uid=fields.study.study_uid if fields.study else "",
+        study_description=fields.description,
+        body_part=fields.body_part,
+        view_position=fields.view_position,
+    )
+    dataset = secondary_capture.wrap_image(data, info, max_pixels=settings.STUDIES_MAX_PIXELS)
+    return secondary_capture.to_bytes(dataset)
+
+
+def _head(data: bytes | Path) -> bytes:
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            return handle.read(512)
+    return data[:512]
+
+
+def _sha256(data: bytes | Path) -> str:
+    if isinstance(data, bytes):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    with data.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _store(actor, data, name, header, fields: StudyFields, source_format) -> IngestResult:
+    digest = _sha256(data)
+    existing = Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).first()
+    if existing is not None:
+        return _existing(name, existing, digest)
+    department = _department(actor, fields)
+    path = (
+        f"dicom/{header.study_instance_uid}/{header.series_instance_uid}/"
+        f"{header.sop_instance_uid}.dcm"
+    )
+    stored = store_bytes(path, data)
+    try:
+        with transaction.atomic():
+            result = _record(
+                actor, name, header, fields, department, stored, digest, data, source_format
+            )
+    except IntegrityError:
+        _discard(stored)
+        # Another upload of the same instance won the race: report what it stored.
+        existing = Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).first()
+        if existing is not None:
+            return _existing(name, existing, digest)
+        raise
+    except BaseException:
+        _discard(stored)
+        raise
+    return result
+
+
+def _existing(name: str, instance: Instance, digest: str) -> IngestResult:
+    if instance.sha256 == digest:
+        study = instance.series.study
+        return IngestResult(
+            name,
+            DUPLICATE,
+            _("Already stored; nothing changed."),
+            study_id=study.pk,
+            instance_id=instance.pk,
+            patient_id=study.patient_id,
+        )
+    return IngestResult(
+        name,
+        REJECTED,
+        _(
+            "An instance with this SOP Instance UID is already stored with different content; "
+            "the stored one is kept. Ask the sending system to assign a new UID."
+        ),
+    )
+
+
+def _department(actor: Actor, fields: StudyFields) -> Department:
+    if fields.study is not None:
+        return fields.study.department
+    if fields.department is not None:
+        return fields.department
+    user = actor.user
+    departments = list(user.departments.filter(is_active=True)[:2]) if user else []
+    if len(departments) == 1:
+        return departments[0]
+    service_default = getattr(settings, "STUDIES_DEFAULT_DEPARTMENT", "")
+    if service_default:
+        found = Department.objects.filter(code=service_default, is_active=True).first()
+        if found:
+            return found
+    raise Rejected(_("Choose the performing department for this upload."))
+
+
+def _record(
+    actor, name, header, fields, department, stored, digest, data, source_format
+) -> IngestResult:
+    warnings: list[str] = list(header.warnings)
+    study = Study.objects.select_for_update().filter(study_uid=header.study_instance_uid).first()
+    if study is None:
+        patient = fields.patient or _match_patient(actor, header, warnings)
+        study = _create_study(actor, header, fields, patient, department, warnings)
+    else:
+        _check_same_patient(study, header, warnings)
+    series, _created = Series.objects.get_or_create(
+        series_uid=header.series_instance_uid,
+        defaults={
+            "study": study,
+            "modality": header.modality,
+            "number": header.series_number,
+            "description": header.series_description[:200],
+            "body_part": header.body_part[:64],
+        },
+    )
+    if series.study_id != study.pk:
+        raise Rejected(_("This series already belongs to another study; the file is refused."))
+    instance = Instance.objects.create(
+        series=series,
+        sop_instance_uid=header.sop_instance_uid,
+        sop_class_uid=header.sop_class_uid,
+        sop_class_name=header.sop_class_name[:120],
+        number=header.instance_number,
+        document_kind=header.document_kind,
+        rows=header.rows,
+        columns=header.columns,
+        frames=max(header.frames, 1) if header.is_image else 0,
+        transfer_syntax=header.transfer_syntax_uid,
+        source_format=source_format,
+        file=stored,
+        size=data.stat().st_size if isinstance(data, Path) else len(data),
+        sha256=digest,
+        created_by=actor.user if actor.user_id else None,
+    )
+    modalities = set(filter(None, study.modalities.split("\\"))) | {header.modality}
+    joined = "\\".join(sorted(m for m in modalities if m))[:64]
+    if joined != study.modalities or warnings:
+        study.modalities = joined
+        study.warnings = sorted(set(study.warnings) | set(warnings))
+        study.save(update_fields=["modalities", "warnings"])
+    audit_record(
+        actor=actor,
+        action=CREATE,
+        obj=instance,
+        patient_id=study.patient_id,
+        details={"study": study.pk, "file": name[:200], "sha256": digest},
+    )
+    return IngestResult(
+        name,
+        IMPORTED,
+        _("Imported."),
+        study_id=study.pk,
+        instance_id=instance.pk,
+        patient_id=study.patient_id,
+        warnings=warnings,
+    )
+
+
+def _create_study(actor, header, fields: StudyFields, patient, department, warnings) -> Study:
+    category = fields.category or dicom_category.category_of(header)
+    if category not in Category.values:
+        category = Category.OTHER
+    study = Study.objects.create(
+        study_uid=header.study_instance_uid,
+        patient=patient,
+        department=department,
+        accession_number=header.accession_number[:64],
+        study_datetime=header.study_datetime or header.acquisition_datetime,
+        description=(fields.description or header.study_description)[:200],
+        modalities=header.modality[:64],
+        category=category,
+        body_part=(fields.body_part or header.body_part)[:64],
+        view_position=(
+            fields.view_position or dicom_category.normalize_view_position(header.view_position)
+        )[:16],
+        institution=header.institution[:200],
+        referring_physician=header.referring_physician[:200],
+        clinical_question=fields.clinical_question,
+        urgency=fields.urgency or Urgency.ROUTINE,
+        warnings=warnings,
+        created_by=actor.user if actor.user_id else None,
+    )
+    audit_record(actor=actor, action=CREATE, obj=study, details={"uid": study.study_uid})
+    return study
+
+
+def _match_patient(actor: Actor, header, warnings: list[str]) -> Patient:
+    """The registry patient a file's PatientID denotes (following merges), else a new
+    provisional one listed for reconciliation. Disagreeing names or birth dates only warn."""
+    person = header.patient
+    patient = None
+    if person.patient_id:
+        patient = patient_resolve(
+            mrn=person.patient_id, identifier=person.patient_id, for_update=True
+        )
+    name = dicom_person_name(person.name_raw or person.name, person.specific_character_set)
+    if patient is not None:
+        if name.full and not patient_name_matches(patient, name):
+            warnings.append(
+                _("The file's patient name %(file)s differs from the registry's %(registry)s.")
+                % {"file": name.full, "registry": f"{patient.last_name} {patient.first_name}"}
+            )
+        if person.birth_date and patient.birth_date and person.birth_date != patient.birth_date:
+            warnings.append(
+                _("The file's birth date %(file)s differs from the registry's %(registry)s.")
+                % {"file": person.birth_date, "registry": patient.birth_date}
+            )
+        return patient
+    data = {
+        "last_name": name.family[:100],
+        "first_name": name.given[:100],
+        "middle_name": name.middle[:100],
+        "birth_date": person.birth_date,
+        "sex": person.sex if person.sex in ("F", "M", "O") else "U",
+        "identity_status": IdentityStatus.PROVISIONAL if name.family else IdentityStatus.UNKNOWN,
+        "notes": _("Registered from an imported file (PatientID %(id)s, issuer %(issuer)s).")
+        % {"id": person.patient_id or "-", "issuer": person.issuer or "-"},
+    }
+    system = Actor(user=actor.user, ip=actor.ip, user_agent=actor.user_agent, label="ingest")
+    patient = patient_register(actor=system, data=data, identifiers=[])
+    warnings.append(
+        _("No registry patient matched PatientID %(id)s: a provisional patient was registered.")
+        % {"id": person.patient_id or "-"}
+    )
+    return patient
+
+
+def _check_same_patient(study: Study, header, warnings: list[str]) -> None:
+    person = header.patient
+    if not person.patient_id:
+        return
+    resolved = patient_resolve(mrn=person.patient_id, identifier=person.patient_id)
+    if resolved is not None and resolved.pk != study.patient_id:
+        warnings.append(
+            _("This file names another patient (PatientID %(id)s) than its study's.")
+            % {"id": person.patient_id}
+        )
+
+
+# -- storage --------------------------------------------------------------------------------
+
+
+def store_bytes(name: str, data: bytes | Path) -> str:
+    """Write a file through the storage API; on local disk atomically and durably (fsync)."""
+    storage = default_storage
+    if isinstance(storage, FileSystemStorage):
+        target = Path(storage.path(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                if isinstance(data, Path):
+                    with data.open("rb") as source:
+                        shutil.copyfileobj(source, out, 1 << 20)
+                else:
+                    out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return name
+    if storage.exists(name):
+        storage.delete(name)
+    if isinstance(data, Path):
+        with data.open("rb") as source:
+            return storage.save(name, File(source))
+    return storage.save(name, ContentFile(data))
+
+
+def _discard(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except OSError:
+        pass
