@@ -9,6 +9,7 @@ from mis import health
 
 api_v1 = [
     path("", include("patients.api.urls")),
+    path("", include("studies.api.urls")),
     path("", include("accounts.api.urls")),
 ]
 
@@ -25,6 +26,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("patients/", include("patients.urls")),
+    path("studies/", include("studies.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

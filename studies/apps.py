@@ -21,6 +21,10 @@ class StudiesConfig(AppConfig):
         )
         roles.extend(roles.ADMINISTRATOR, "studies.remove_images")
         roles.extend(roles.REGISTRAR, "studies.view_study", "studies.add_study")
+        # Category, body part, view, clinical question and urgency are corrected by those who
+        # register and read images; clinicians read them.
+        roles.extend(roles.RADIOLOGIST, "studies.change_study")
+        roles.extend(roles.REGISTRAR, "studies.change_study")
         # A patient's identity is visible to whoever may see one of their studies.
         extend_scope(Patient, "studies__department")
         # Merge moves a duplicate's studies (with their series, instances and derived images).

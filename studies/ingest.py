@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -34,6 +35,7 @@ from studies.dicom import parse as dicom_parse
 from studies.dicom import secondary_capture
 from studies.dicom.errors import DicomError, ImageError
 from studies.models import Category, Instance, Series, Study, Urgency
+from studies.thumbnails import thumbnail_enqueue
 
 IMPORTED, DUPLICATE, REJECTED = "imported", "duplicate", "rejected"
 ADD_PERM = "studies.add_study"
@@ -280,6 +282,8 @@ def _record(
         study.modalities = joined
         study.warnings = sorted(set(study.warnings) | set(warnings))
         study.save(update_fields=["modalities", "warnings"])
+    if instance.is_image:
+        transaction.on_commit(partial(thumbnail_enqueue, instance.pk))
     audit_record(
         actor=actor,
         action=CREATE,

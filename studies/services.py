@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.audit import Actor, audit_record
+from accounts.audit import UPDATE, Actor, audit_record
 from accounts.permissions import can
 from studies.models import DerivedImage, Instance, Series, Study
 
@@ -72,3 +72,24 @@ def _delete_files(names: list[str]) -> None:
             default_storage.delete(name)
         except OSError:
             pass  # storage_check reports anything left behind
+
+
+STUDY_EDITABLE_FIELDS = ("category", "body_part", "view_position", "clinical_question", "urgency")
+
+
+@transaction.atomic
+def study_update(*, actor: Actor, study: Study, data: dict) -> Study:
+    """Change a study's editable fields; the audit row names each change (old → new)."""
+    locked = Study.objects.select_for_update().get(pk=study.pk)
+    changes = {}
+    for name in STUDY_EDITABLE_FIELDS:
+        if name in data and getattr(locked, name) != data[name]:
+            changes[name] = [getattr(locked, name), data[name]]
+            setattr(locked, name, data[name])
+    if changes:
+        locked.full_clean(exclude=["patient", "department", "study_uid"])
+        locked.save(update_fields=list(changes))
+        audit_record(actor=actor, action=UPDATE, obj=locked, details={"changes": changes})
+    for name in STUDY_EDITABLE_FIELDS:
+        setattr(study, name, getattr(locked, name))
+    return study

@@ -287,6 +287,7 @@ def _finish(
             f"{report['calibration']['ece_after']} (T={temperature:.3f})"
         )
 
+    fit_seconds = final.seconds + sum(fold["seconds"] for fold in folds_report)
     fold_metrics, offset = [], 0
     for fold in folds_report:
         fold_logits = fold.pop("logits")
@@ -354,7 +355,9 @@ def _finish(
         "training": {
             "config": config.to_card(),
             "started_at": started_at.isoformat(timespec="seconds"),
-            "seconds": round(seconds, 1),
+            # Training time across resumed runs (a checkpoint carries the time before it).
+            "seconds": round(max(seconds, fit_seconds), 1),
+            "fit_seconds": round(fit_seconds, 1),
             "stopped": final.stopped,
             "best_epoch": final.best_epoch + 1,
             "history": final.history,

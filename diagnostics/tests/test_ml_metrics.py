@@ -34,8 +34,13 @@ def test_threshold_meets_the_target_sensitivity_with_the_best_specificity_in_the
     # in the gap between the highest normal (0.45) and the positive that must be caught (0.55),
     # in the middle on the logit scale: robust to a shift in either direction
     assert 0.45 < threshold < 0.55
-    assert abs(np.log(threshold / (1 - threshold)) - 0.5 * (np.log(0.45 / 0.55) + np.log(
-        0.525 / 0.475))) < 0.01
+    assert (
+        abs(
+            np.log(threshold / (1 - threshold))
+            - 0.5 * (np.log(0.45 / 0.55) + np.log(0.525 / 0.475))
+        )
+        < 0.01
+    )
     assert threshold not in scores
 
 

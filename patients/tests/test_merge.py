@@ -52,7 +52,8 @@ def _merge(registrar, survivor, duplicate, **kwargs):
 
 def test_the_registry_holds_identifiers_and_the_test_model(linked_record_model):
     labels = [entry.label for entry in linked_models()]
-    assert labels == ["patients.linkedrecord", "patients.patientidentifier"]
+    # Other apps (studies) register their own linked models beside these.
+    assert {"patients.linkedrecord", "patients.patientidentifier"} <= set(labels)
 
 
 def test_registering_a_field_that_is_not_a_patient_key_is_refused():
@@ -172,7 +173,8 @@ def test_an_administrator_may_merge(administrator, pair):
 def test_preview_counts_the_rows_that_would_move_and_the_default_winners(registrar, pair):
     survivor, duplicate, _linked = pair
     preview = merge_preview(survivor=survivor, duplicate=duplicate)
-    assert preview.moves == [("linked test records", 3), ("patient identifiers", 1)]
+    moves = [move for move in preview.moves if move[1]]  # other apps' linked models move none
+    assert moves == [("linked test records", 3), ("patient identifiers", 1)]
     assert preview.default_choices["phone"] == "duplicate"
     assert preview.default_choices["last_name"] == "survivor"
     assert {row[0] for row in preview.differing} >= {"last_name", "first_name", "phone", "sex"}

@@ -63,7 +63,9 @@ def test_a_backup_restores_elsewhere_and_passes_storage_check(
         assert result.status == IMPORTED
     call_command("backup", str(tmp_path / "backup"))
     manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
-    assert sum(name.startswith("media/") for name in manifest["files"]) == 2
+    assert sum(name.startswith("media/dicom/") for name in manifest["files"]) == 2
+    # Each image's thumbnail (made after ingest commits) is backed up beside it.
+    assert sum(name.startswith("media/derived/") for name in manifest["files"]) == 2
 
     restored_media = tmp_path / "restored-media"
     call_command(

@@ -1,0 +1,223 @@
+import json
+from collections import Counter
+
+from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions, mixins, renderers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.permissions import can
+from studies import selectors, services
+from studies.api.serializers import (
+    InstanceDetailSerializer,
+    SeriesDetailSerializer,
+    StudyDetailSerializer,
+    StudySerializer,
+    UploadResultSerializer,
+    UploadSerializer,
+)
+from studies.filters import StudyFilter
+from studies.forms import FrameParamsForm
+from studies.ingest import ADD_PERM, StudyFields
+from studies.responses import NoImage, frame_response, original_response, thumbnail_response
+from studies.uploads import ingest_upload
+
+
+class PNGRenderer(renderers.BaseRenderer):
+    """Lets a client ask for ``image/png``; an error body is still JSON."""
+
+    media_type = "image/png"
+    format = "png"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, bytes):
+            return data
+        return json.dumps(data).encode()
+
+
+class DicomRenderer(PNGRenderer):
+    media_type = "application/dicom"
+    format = "dcm"
+
+
+class _Scoped:
+    perm = selectors.VIEW
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if not can(request.user, self.required_perm()):
+            raise PermissionDenied
+
+    def required_perm(self) -> str:
+        return self.perm
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List studies (filters as on the study list page)"),
+    retrieve=extend_schema(summary="One study with its series and instances"),
+    partial_update=extend_schema(
+        summary="Change a study's category, body part, view, clinical question or urgency"
+    ),
+)
+class StudyViewSet(
+    _Scoped,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    filterset_class = StudyFilter
+    http_method_names = ["get", "patch", "head", "options"]
+    ordering_fields = ["study_datetime", "created_at"]
+
+    def required_perm(self) -> str:
+        return selectors.CHANGE if self.action == "partial_update" else selectors.VIEW
+
+    def get_serializer_class(self):
+        return StudySerializer if self.action == "list" else StudyDetailSerializer
+
+    def get_queryset(self):
+        return selectors.study_queryset(user=self.request.user, perm=self.required_perm())
+
+    def list(self, request, *args, **kwargs):
+        response = super().list(request, *args, **kwargs)
+        audit_list(
+            actor=Actor.from_request(request),
+            object_type="studies.study",
+            query=dict(request.query_params.items()),
+            patient_ids=sorted({row["patient"] for row in response.data.get("results", [])}),
+        )
+        return response
+
+    def retrieve(self, request, *args, **kwargs):
+        study = self.get_object()
+        audit_record(actor=Actor.from_request(request), action=VIEW, obj=study)
+        return Response(self.get_serializer(study).data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.study_update(
+            actor=Actor.from_request(self.request),
+            study=serializer.instance,
+            data=dict(serializer.validated_data),
+        )
+
+
+@extend_schema_view(retrieve=extend_schema(summary="One series with its instances"))
+class SeriesViewSet(_Scoped, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = SeriesDetailSerializer
+
+    def get_queryset(self):
+        return selectors.series_queryset(user=self.request.user).prefetch_related("instances")
+
+    def retrieve(self, request, *args, **kwargs):
+        series = self.get_object()
+        audit_record(actor=Actor.from_request(request), action=VIEW, obj=series)
+        return Response(self.get_serializer(series).data)
+
+
+def _not_found(exc: NoImage):
+    message = str(exc) or _("Not found.")
+    return exceptions.NotFound(message)
+
+
+@extend_schema_view(retrieve=extend_schema(summary="One instance"))
+class InstanceViewSet(_Scoped, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = InstanceDetailSerializer
+
+    def required_perm(self) -> str:
+        return ADD_PERM if self.action == "create" else selectors.VIEW
+
+    def get_queryset(self):
+        return selectors.instance_queryset(user=self.request.user)
+
+    def retrieve(self, request, *args, **kwargs):
+        instance = self.get_object()
+        audit_record(actor=Actor.from_request(request), action=VIEW, obj=instance)
+        return Response(self.get_serializer(instance).data)
+
+    @extend_schema(
+        summary="Upload files (DICOM, PNG, JPEG or a ZIP): one result per file",
+        request={"multipart/form-data": UploadSerializer},
+        responses={200: UploadResultSerializer},
+    )
+    def create(self, request, *args, **kwargs):
+        upload = UploadSerializer(data=request.data, context={"request": request})
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        fields = StudyFields(
+            department=data.get("department"),
+            patient=data.get("patient"),
+            study=data.get("study"),
+            category=data.get("category", ""),
+            body_part=data.get("body_part", ""),
+            view_position=data.get("view_position", ""),
+            clinical_question=data.get("clinical_question", ""),
+            urgency=data.get("urgency", ""),
+        )
+        actor = Actor.from_request(request)
+        results = []
+        for file in data["file"]:
+            results += [r.as_dict() for r in ingest_upload(actor=actor, upload=file, fields=fields)]
+        counts = Counter(r["status"] for r in results)
+        body = {
+            "results": results,
+            "counts": {k: counts[k] for k in ("imported", "duplicate", "rejected")},
+        }
+        return Response(body, status=status.HTTP_200_OK)
+
+    @extend_schema(
+        summary="Download the original DICOM file (audited)",
+        responses={(200, "application/dicom"): OpenApiTypes.BINARY},
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, DicomRenderer])
+    def file(self, request, pk=None):
+        try:
+            return original_response(request, self.get_object())
+        except NoImage as exc:
+            raise _not_found(exc) from None
+
+    @extend_schema(
+        summary="The instance's thumbnail (PNG, made on demand)",
+        responses={(200, "image/png"): OpenApiTypes.BINARY},
+    )
+    def thumbnail(self, request, pk=None):
+        try:
+            return thumbnail_response(request, self.get_object())
+        except NoImage as exc:
+            raise _not_found(exc) from None
+
+    @extend_schema(
+        summary="One frame rendered to an 8-bit PNG",
+        parameters=[
+            OpenApiParameter("frame", int, OpenApiParameter.PATH, description="From 0."),
+            OpenApiParameter("window", str, description="centre,width, e.g. 40,400"),
+            OpenApiParameter("max_size", int, description="Longest side in pixels."),
+        ],
+        responses={(200, "image/png"): OpenApiTypes.BINARY, 404: OpenApiResponse()},
+    )
+    def frame(self, request, pk=None, frame=None):
+        instance = self.get_object()
+        params = FrameParamsForm(request.query_params)
+        if not params.is_valid():
+            raise exceptions.ValidationError(params.errors)
+        try:
+            return frame_response(
+                request,
+                instance,
+                frame=int(frame),
+                window=params.cleaned_data["window"],
+                max_size=params.cleaned_data["max_size"],
+            )
+        except NoImage as exc:
+            raise _not_found(exc) from None

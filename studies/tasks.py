@@ -1,0 +1,9 @@
+from celery import shared_task
+
+
+@shared_task(name="studies.make_thumbnail", ignore_result=True)
+def make_thumbnail(instance_id: int) -> bool:
+    """Thin: the service makes the thumbnail (nothing when the instance is gone)."""
+    from studies.thumbnails import thumbnail_make_by_id
+
+    return thumbnail_make_by_id(instance_id)
