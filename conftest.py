@@ -72,10 +72,11 @@ def outsider(other_department):
 
 
 @pytest.fixture
-def superuser(db):
+def superuser(department):
+    """Scoped like everyone: a superuser sees the patients of its departments only."""
     from accounts.tests.factories import UserFactory
 
-    return UserFactory(username="root", is_superuser=True, is_staff=True)
+    return UserFactory(username="root", is_superuser=True, is_staff=True, departments=[department])
 
 
 @pytest.fixture

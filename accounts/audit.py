@@ -7,11 +7,14 @@ disappear with the data they describe.
 
 from __future__ import annotations
 
+import contextvars
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 
@@ -27,6 +30,20 @@ EXPORT = "export"
 LOGIN = "login"
 LOGOUT = "logout"
 LOGIN_FAILED = "login_failed"
+SHARE = "share"
+UNSHARE = "unshare"
+EMERGENCY_LOOKUP = "emergency_lookup"
+EMERGENCY_ACCESS = "emergency_access"
+EMERGENCY_REVIEW = "emergency_review"
+ROLE_CHANGE = "role_change"
+PERMISSION_CHANGE = "permission_change"
+DEPARTMENT_CHANGE = "department_change"
+PASSWORD_RESET_REQUIRED = "password_reset_required"
+PASSWORD_CHANGE = "password_change"
+
+# One event per user, object and action per viewing window; frames, thumbnails and reloads
+# inside it are covered by the window's first event.
+VIEWING_WINDOW = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,13 @@ class Actor:
         """A background task or command acting on its own behalf."""
         return cls(label=label)
 
+    @classmethod
+    def current(cls, default_label: str = "system") -> Actor:
+        """The actor of the request being served (set by ``AuditActorMiddleware``), for code
+        that has no request at hand (signal handlers); a named system actor otherwise."""
+        request = _current_request.get()
+        return cls.from_request(request) if request is not None else cls.system(default_label)
+
     @property
     def user_id(self) -> int | None:
         user = self.user
@@ -63,6 +87,24 @@ class Actor:
         if user is not None and getattr(user, "is_authenticated", False):
             return user.get_username()
         return self.label or "anonymous"
+
+
+_current_request: contextvars.ContextVar = contextvars.ContextVar("audit_request", default=None)
+
+
+class AuditActorMiddleware:
+    """Makes the request known to signal handlers (role and permission changes), so that they
+    audit who made the change and from where."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _current_request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            _current_request.reset(token)
 
 
 def client_ip(request) -> str | None:
@@ -88,6 +130,7 @@ def audit_record(
     outcome: str = AuditEvent.Outcome.SUCCESS,
     reason: str = "",
     details: dict | None = None,
+    flagged: bool = False,
 ) -> AuditEvent:
     """Write one audit event.
 
@@ -111,13 +154,56 @@ def audit_record(
         outcome=outcome,
         reason=reason,
         details=details or {},
+        flagged=flagged,
+    )
+
+
+def audit_view(
+    *,
+    actor: Actor,
+    obj: models.Model | None = None,
+    action: str = VIEW,
+    object_type: str = "",
+    object_id: str | int = "",
+    patient_id: int | None = None,
+    details: dict | None = None,
+) -> AuditEvent | None:
+    """A read inside a viewing window: recorded once per user, object and action per
+    ``VIEWING_WINDOW``; later reads in the window (frames, thumbnails, reloads) are not
+    recorded again. Returns the new event, or ``None`` when the window already has one.
+    Downloads, exports and lists are always their own event: use ``audit_record``/``audit_list``.
+    """
+    if not settings.AUDIT_READS:
+        return None
+    if obj is not None:
+        object_type = object_type or object_label(obj)
+        object_id = object_id or obj.pk
+    recent = AuditEvent.objects.filter(
+        object_id=str(object_id),
+        object_type=object_type,
+        user_id=actor.user_id,
+        action=action,
+        time__gte=timezone.now() - VIEWING_WINDOW,
+    )
+    if actor.user_id is not None and recent.exists():
+        return None
+    return audit_record(
+        actor=actor,
+        action=action,
+        obj=obj,
+        object_type=object_type,
+        object_id=object_id,
+        patient_id=patient_id,
+        details=details,
     )
 
 
 def audit_list(
     *, actor: Actor, object_type: str, query: dict, patient_ids: list[int], **details
-) -> AuditEvent:
+) -> AuditEvent | None:
     """A list page or endpoint: always its own event, naming the patients it returned."""
+    if not settings.AUDIT_READS:
+        return None
     return audit_record(
         actor=actor,
         action=LIST,

@@ -9,7 +9,7 @@ class Department(models.Model):
     name = models.CharField(_("name"), max_length=200)
     is_active = models.BooleanField(_("active"), default=True)
 
-    scope_path = "pk"
+    scope_path = None  # reference data: the permission decides, not a department
 
     class Meta:
         ordering = ["name"]
@@ -27,17 +27,38 @@ class User(AbstractUser):
     departments = models.ManyToManyField(
         Department, blank=True, related_name="members", verbose_name=_("departments")
     )
+    must_change_password = models.BooleanField(
+        _("must change password"),
+        default=False,
+        help_text=_("Set by an administrator: the user must choose a new password to go on."),
+    )
 
-    scope_path = "pk"
+    scope_path = None  # administrators manage every user; no department filter
 
     class Meta:
         verbose_name = _("user")
         verbose_name_plural = _("users")
+        permissions = [
+            ("share_record", _("Can share a patient record with a user")),
+            ("emergency_access", _("Can open a record by emergency access (break-glass)")),
+            ("review_emergency_access", _("Can review emergency accesses")),
+        ]
 
     @property
     def display_name(self) -> str:
         full = " ".join(p for p in (self.last_name, self.first_name, self.middle_name) if p)
         return full or self.username
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Audit events are append-only and cannot be changed.")
+
+    def delete(self):
+        raise PermissionError("Audit events are append-only and cannot be deleted.")
+
+    def _raw_delete(self, using):
+        raise PermissionError("Audit events are append-only and cannot be deleted.")
 
 
 class AuditEvent(models.Model):
@@ -63,6 +84,13 @@ class AuditEvent(models.Model):
     )
     reason = models.TextField(_("reason"), blank=True)
     details = models.JSONField(_("details"), default=dict, blank=True)
+    flagged = models.BooleanField(
+        _("flagged for review"), default=False, help_text=_("Emergency (break-glass) access.")
+    )
+    # On PostgreSQL the table also has a ``txid xid8`` column (set by the database, see
+    # migration 0003): the sealing task orders and selects rows by the writing transaction.
+
+    objects = AuditEventQuerySet.as_manager()
 
     scope_path = None  # administrators only; never filtered by department
 
@@ -74,15 +102,85 @@ class AuditEvent(models.Model):
             models.Index(fields=["patient_id", "time"], name="audit_patient_time"),
             models.Index(fields=["user_id", "time"], name="audit_user_time"),
             models.Index(fields=["object_type", "object_id"], name="audit_object"),
+            models.Index(
+                fields=["object_id", "object_type", "user_id", "action", "time"],
+                name="audit_viewing_window",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.username} {self.action} {self.object_type}"
 
     def save(self, *args, **kwargs):
-        if self.pk is not None and not kwargs.pop("_allow_update", False):
+        if self.pk is not None:
             raise PermissionError("Audit events are append-only and cannot be changed.")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only and cannot be deleted.")
+
+
+class AuditSeal(models.Model):
+    """One link of the hash chain over the audit: ``hash = sha256(previous hash + event)``.
+
+    Written only by the sealing task (``accounts.sealing``), in a stable commit order; like the
+    events, seals are never updated or deleted (a trigger enforces it on PostgreSQL).
+    """
+
+    seq = models.BigIntegerField(_("sequence"), unique=True)
+    event_id = models.BigIntegerField(_("event id"), unique=True)
+    event_txid = models.BigIntegerField(_("event transaction id"), null=True, blank=True)
+    hash = models.CharField(_("hash"), max_length=64)
+    sealed_at = models.DateTimeField(_("sealed at"), default=timezone.now)
+
+    scope_path = None
+
+    class Meta:
+        ordering = ["seq"]
+        verbose_name = _("audit seal")
+        verbose_name_plural = _("audit seals")
+
+    def __str__(self) -> str:
+        return f"#{self.seq} event {self.event_id}"
+
+
+class EmergencyAccess(models.Model):
+    """A break-glass grant: one user, one object (plain ids, like the audit), until it expires."""
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="emergency_accesses", verbose_name=_("user")
+    )
+    object_type = models.CharField(_("object type"), max_length=100)
+    object_id = models.BigIntegerField(_("object id"))
+    patient_id = models.BigIntegerField(_("patient id"), null=True, blank=True)
+    reason = models.TextField(_("reason"))
+    created_at = models.DateTimeField(_("granted"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"))
+    audit_event_id = models.BigIntegerField(_("audit event id"), null=True, blank=True)
+    reviewed_at = models.DateTimeField(_("reviewed"), null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("reviewed by"),
+    )
+    review_note = models.TextField(_("review note"), blank=True)
+
+    scope_path = None  # reviewers (administrators) only
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("emergency access")
+        verbose_name_plural = _("emergency accesses")
+        indexes = [
+            models.Index(fields=["user", "object_type", "expires_at"], name="emergency_user_object")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.object_type} {self.object_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.expires_at > timezone.now()

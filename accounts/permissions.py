@@ -1,15 +1,136 @@
 """Access scope: every selector starts from ``restrict(queryset, user, perm)``.
 
-Each model names the path from itself to what decides its scope in ``scope_path`` (for example
-``"department"`` on a patient). The foundation lets any active, logged-in user who holds the
-permission see every row; the accounts issue turns ``scope_path`` into a department filter and
-adds explicit shares, without any caller changing.
+Two things decide what a user may access:
+
+* the **role** (Django groups synchronised from ``accounts.roles``) decides *what* they may do:
+  ``perm`` must be held at model level, or nothing is returned;
+* the **scope** decides *which rows*: a model names, in ``scope_paths`` (or the older single
+  ``scope_path``), the foreign-key paths from itself to the departments that may see it, e.g.
+  ``("department",)`` for a patient, and later ``("performing_department",
+  "patient__department")`` for a study. A row is in scope when one of those departments is one
+  of the user's. ``scope_path = None`` marks reference or administrative data that the
+  permission alone decides (identifier types, departments, users, the audit).
+
+Scope is widened by explicit shares and emergency grants. ``share_paths`` names the paths to
+objects whose shares extend to this model: ``("",)`` is the row itself, ``("patient",)`` the
+row's patient. A share is a django-guardian object permission in the shared model's direct
+foreign-key table (``UserObjectPermissionBase`` / ``GroupObjectPermissionBase`` subclasses,
+found by guardian itself); an emergency grant is an unexpired ``EmergencyAccess``.
+
+Superusers are scoped like everyone else: being a superuser lifts the role check, never the
+department scope, so an administrator sees clinical data only as a member of a department (or
+through a share or an emergency grant, both audited).
 """
 
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
+from django.utils import timezone
 
 _UNSET = object()
+
+
+def scope_paths(model: type[Model]) -> tuple[str, ...] | None:
+    """The department paths of ``model``; ``None`` when it is not department-scoped."""
+    paths = getattr(model, "scope_paths", _UNSET)
+    if paths is _UNSET:
+        path = getattr(model, "scope_path", _UNSET)
+        if path is _UNSET:
+            raise ImproperlyConfigured(f"{model.__name__} has no scope_path; restrict() needs one.")
+        paths = None if path is None else (path,)
+    return tuple(paths) if paths is not None else None
+
+
+def extend_scope(model: type[Model], *paths: str) -> None:
+    """Let a later app add department paths to a model (from its AppConfig.ready): studies make
+    a patient visible to the performing departments of the patient's studies."""
+    model.scope_paths = tuple(scope_paths(model) or ()) + tuple(
+        p for p in paths if p not in (scope_paths(model) or ())
+    )
+
+
+def _multi_valued(model: type[Model], path: str) -> bool:
+    for part in path.split("__"):
+        field = model._meta.get_field(part)
+        if field.one_to_many or field.many_to_many:
+            return True
+        model = field.related_model
+    return False
+
+
+def share_paths(model: type[Model]) -> tuple[str, ...]:
+    return tuple(getattr(model, "share_paths", ("",)))
+
+
+def _target_model(model: type[Model], path: str) -> type[Model]:
+    for part in filter(None, path.split("__")):
+        model = model._meta.get_field(part).related_model
+    return model
+
+
+def department_ids(user) -> QuerySet:
+    """The user's departments, as a subquery (no query of its own)."""
+    return user.departments.through.objects.filter(user_id=user.pk).values("department_id")
+
+
+def _codename(perm: str | None, model: type[Model]) -> str:
+    if perm and perm.split(".", 1)[0] == model._meta.app_label:
+        codename = perm.split(".", 1)[1]
+        if codename.endswith("_" + model._meta.model_name):
+            return codename
+    return f"view_{model._meta.model_name}"
+
+
+def _shared_ids(target: type[Model], user, codename: str) -> list[QuerySet]:
+    """Subqueries of the ids of ``target`` rows shared with the user (directly or by group)."""
+    from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
+
+    content_type = ContentType.objects.get_for_model(target)
+    subqueries = []
+    for perms_model, who in (
+        (get_user_obj_perms_model(target), {"user": user}),
+        (get_group_obj_perms_model(target), {"group__user": user}),
+    ):
+        if perms_model.objects.is_generic():
+            continue  # only direct foreign-key tables hold shares
+        subqueries.append(
+            perms_model.objects.filter(
+                permission__codename=codename, permission__content_type=content_type, **who
+            ).values("content_object_id")
+        )
+    return subqueries
+
+
+def _emergency_ids(target: type[Model], user) -> QuerySet:
+    from accounts.models import EmergencyAccess
+
+    return EmergencyAccess.objects.filter(
+        user=user,
+        object_type=f"{target._meta.app_label}.{target._meta.model_name}",
+        expires_at__gt=timezone.now(),
+    ).values("object_id")
+
+
+def scope_q(model: type[Model], user, perm: str | None) -> Q:
+    """The filter that keeps the rows of ``model`` in the user's scope."""
+    q = Q(pk__in=[])
+    for path in scope_paths(model) or ():
+        if _multi_valued(model, path):
+            # A reverse path (a patient's studies) as a subquery: a join would repeat rows.
+            matching = model._base_manager.filter(**{f"{path}__in": department_ids(user)})
+            q |= Q(pk__in=matching.values("pk"))
+        else:
+            q |= Q(**{f"{path}__in": department_ids(user)})
+    for path in share_paths(model):
+        target = _target_model(model, path)
+        lookup = f"{path}__pk__in" if path else "pk__in"
+        codename = _codename(perm, target) if not path else f"view_{target._meta.model_name}"
+        for subquery in _shared_ids(target, user, codename):
+            q |= Q(**{lookup: subquery})
+        q |= Q(**{lookup: _emergency_ids(target, user)})
+    return q
 
 
 def restrict(queryset: QuerySet, user, perm: str | None) -> QuerySet:
@@ -24,14 +145,19 @@ def restrict(queryset: QuerySet, user, perm: str | None) -> QuerySet:
         ``"app_label.codename"``; ``None`` checks only that the user is logged in and active.
     """
     model: type[Model] = queryset.model
-    scope_path = getattr(model, "scope_path", _UNSET)
-    if scope_path is _UNSET:
-        raise ImproperlyConfigured(f"{model.__name__} has no scope_path; restrict() needs one.")
+    paths = scope_paths(model)
     if user is None or not user.is_authenticated or not user.is_active:
         return queryset.none()
     if perm is not None and not user.has_perm(perm):
         return queryset.none()
-    return queryset
+    if paths is None:
+        return queryset
+    return queryset.filter(scope_q(model, user, perm))
+
+
+def in_scope(obj: Model, user, perm: str | None) -> bool:
+    """Whether one object lies in the user's scope (for checks on an object already loaded)."""
+    return restrict(type(obj)._default_manager.filter(pk=obj.pk), user, perm).exists()
 
 
 def can(user, perm: str) -> bool:

@@ -20,6 +20,9 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "accounts.add_department",
         "accounts.change_department",
         "accounts.view_auditevent",
+        "accounts.share_record",
+        "accounts.view_emergencyaccess",
+        "accounts.review_emergency_access",
         "patients.view_patient",
         "patients.restore_patient",
         "patients.view_identifiertype",
@@ -27,14 +30,17 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "patients.change_identifiertype",
     },
     RADIOLOGIST: {
+        "accounts.emergency_access",
         "patients.view_patient",
         "patients.view_identifiertype",
     },
     CLINICIAN: {
+        "accounts.emergency_access",
         "patients.view_patient",
         "patients.view_identifiertype",
     },
     REGISTRAR: {
+        "accounts.emergency_access",
         "patients.view_patient",
         "patients.add_patient",
         "patients.change_patient",
@@ -66,3 +72,16 @@ def sync_role_groups() -> None:
             except Permission.DoesNotExist:
                 raise LookupError(f"Role {role}: permission {perm} does not exist") from None
         group.permissions.set(wanted)
+
+
+def markdown_table() -> str:
+    """The README's role table: one row per permission, one column per role."""
+    perms = sorted(set().union(*ROLE_PERMISSIONS.values()))
+    lines = [
+        "| permission | " + " | ".join(ROLES) + " |",
+        "|---|" + "---|" * len(ROLES),
+    ]
+    for perm in perms:
+        marks = ["✓" if perm in ROLE_PERMISSIONS[role] else "" for role in ROLES]
+        lines.append(f"| `{perm}` | " + " | ".join(marks) + " |")
+    return "\n".join(lines)

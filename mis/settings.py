@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "guardian",
+    "axes",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "accounts",
@@ -82,7 +83,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "accounts.audit.AuditActorMiddleware",
+    "accounts.middleware.IdleTimeoutMiddleware",
+    "accounts.middleware.ForcedPasswordChangeMiddleware",
+    "accounts.middleware.SecurityHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout flagged during authentication into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mis.urls"
@@ -98,6 +105,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.session_timeout",
             ],
         },
     },
@@ -142,12 +150,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuse locked-out (username, IP) pairs and over-tried usernames before any password
+    # is checked (django-axes counts the failures).
+    "axes.backends.AxesStandaloneBackend",
+    "accounts.backends.UsernameLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env_int("PASSWORD_MIN_LENGTH", 10)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -215,6 +230,42 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+# Signed out after this many seconds without activity (pages, API calls with the session, and
+# the viewer's keep-alive); the page warns SESSION_IDLE_WARNING seconds before.
+SESSION_IDLE_TIMEOUT = env_int("SESSION_IDLE_TIMEOUT", 30 * 60)
+SESSION_IDLE_WARNING = env_int("SESSION_IDLE_WARNING", 2 * 60)
+CONTENT_SECURITY_POLICY = env_str(
+    "CONTENT_SECURITY_POLICY",
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'self'; "
+    "frame-ancestors 'none'; form-action 'self'",
+)
+
+# --- Login protection (django-axes) ---------------------------------------------------------
+# Locked out after AXES_FAILURE_LIMIT failures of one username from one address, and after
+# LOGIN_USERNAME_FAILURE_LIMIT failures of one username from any addresses (a distributed guess),
+# for LOGIN_LOCKOUT_MINUTES; a successful login resets the pair's count.
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+LOGIN_USERNAME_FAILURE_LIMIT = env_int("LOGIN_USERNAME_FAILURE_LIMIT", 20)
+AXES_COOLOFF_TIME = env_int("LOGIN_LOCKOUT_MINUTES", 15) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.audit.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# --- Audit ------------------------------------------------------------------------------------
+# Reads of patient data are always audited in production; AUDIT_READS=false exists only for
+# bench/audit_overhead.py to measure the cost of auditing (embedded mode).
+AUDIT_READS = env_bool("AUDIT_READS", True)
+if PRODUCTION and not AUDIT_READS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("AUDIT_READS=false is refused in production mode.")
+AUDIT_SEAL_INTERVAL = env_int("AUDIT_SEAL_INTERVAL", 30)
+# Break-glass grants last this long.
+EMERGENCY_ACCESS_HOURS = env_int("EMERGENCY_ACCESS_HOURS", 24)
 
 # --- Celery -----------------------------------------------------------------------------------
 # Embedded: the filesystem broker and result backend under var/, so nothing but Python is needed.
@@ -249,7 +300,10 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Chains new audit events into the hash chain; verify with `manage.py audit_verify`.
+    "audit-seal": {"task": "accounts.tasks.audit_seal", "schedule": float(AUDIT_SEAL_INTERVAL)},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 HEALTH_CELERY_TIMEOUT = env_int("HEALTH_CELERY_TIMEOUT", 5)
 
@@ -308,6 +362,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Failed logins are in the audit already; axes' INFO lines repeat them.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # --- Demo data ------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.admin import ScopedAdminMixin
+from accounts.audit import Actor, audit_list, audit_view
 from patients import selectors, services
 from patients.models import PATIENT_EDITABLE_FIELDS, IdentifierType, IdentityStatus, Patient
 
@@ -40,7 +41,7 @@ class PatientAdminForm(forms.ModelForm):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(ScopedAdminMixin, admin.ModelAdmin):
     form = PatientAdminForm
     list_display = [
         "mrn",
@@ -95,9 +96,8 @@ class PatientAdmin(admin.ModelAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)
         if request.method == "GET" and response.status_code == 200:
-            audit_record(
+            audit_view(
                 actor=Actor.from_request(request),
-                action=VIEW,
                 object_type="patients.patient",
                 object_id=object_id,
                 patient_id=int(object_id) if str(object_id).isdigit() else None,

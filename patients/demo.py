@@ -22,6 +22,9 @@ def load_demo_patients(*, actor_user, count: int = 24) -> str:
         Department.objects.get_or_create(code=code, defaults={"name": name})[0]
         for code, name in DEPARTMENTS
     ]
+    # Scope: clinical data is seen by department members only, superusers included; the demo
+    # administrator joins the demo departments so that the demo shows something.
+    actor_user.departments.add(*departments)
     if Patient.objects.filter(mrn__startswith="DEMO").exists():
         return "demo patients already present"
     rng = random.Random(20261122)

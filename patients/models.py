@@ -7,6 +7,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from accounts.models import Department
 from patients.normalize import normalize_identifier, normalize_mrn, normalize_name
@@ -256,6 +257,7 @@ class PatientIdentifier(models.Model):
     value = models.CharField(_("value"), max_length=64)
 
     scope_path = "patient__department"
+    share_paths = ("patient",)  # shared and emergency-opened with its patient
 
     class Meta:
         ordering = ["type__name", "value"]
@@ -498,3 +500,25 @@ class DuplicateCandidate(models.Model):
     def suggested_duplicate(self) -> Patient:
         survivor = self.suggested_survivor
         return self.patient_b if survivor == self.patient_a else self.patient_a
+
+
+# Explicit shares (a consultant given one patient): django-guardian's direct foreign-key tables,
+# which restrict() reads to widen the department scope.
+class PatientUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
+
+    scope_path = None
+
+    class Meta(UserObjectPermissionBase.Meta):
+        verbose_name = _("patient shared with a user")
+        verbose_name_plural = _("patients shared with users")
+
+
+class PatientGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
+
+    scope_path = None
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        verbose_name = _("patient shared with a group")
+        verbose_name_plural = _("patients shared with groups")

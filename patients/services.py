@@ -134,6 +134,10 @@ def patient_register(
         raise ValidationError(
             {"last_name": _("A last name is required unless the identity is unknown.")}
         )
+    if not fields.get("department") and actor.user_id is not None:
+        # Scope follows the department: a record registered without one would be visible to
+        # nobody, its registrar included, so it goes to the registrar's (first) department.
+        fields["department"] = actor.user.departments.order_by("pk").first()
     _check_mrn_free(fields["mrn"])
     _validate_identifiers(list(identifiers), patient=None)
     patient = Patient(**fields)

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from patients import views, views_identity
+from patients import emergency, views, views_identity
 
 app_name = "patients"
 
 urlpatterns = [
     path("", views.patient_list, name="list"),
     path("new/", views.patient_create, name="create"),
+    path("emergency/", emergency.emergency_access, name="emergency"),
     path("reconciliation/", views_identity.reconciliation, name="reconciliation"),
     path("duplicates/", views_identity.duplicate_list, name="duplicates"),
     path(

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.audit import Actor, audit_list, audit_view
 from accounts.permissions import can
 from patients import selectors, services
 from patients.forms import IdentifierFormSet, PatientForm, ReasonForm
@@ -86,7 +86,7 @@ def patient_detail(request, pk: int):
             raise
         messages.info(request, _("That record was merged into this one."))
         return redirect(survivor)
-    audit_record(actor=Actor.from_request(request), action=VIEW, obj=patient)
+    audit_view(actor=Actor.from_request(request), obj=patient)
     can_merge = can(request.user, "patients.merge_patient") and not patient.is_deleted
     return render(
         request,
@@ -125,6 +125,12 @@ def patient_create(request):
             )
         )
         if duplicates and not data.get("confirm_duplicate"):
+            audit_list(  # the warning shows these patients: a read like a list page
+                actor=Actor.from_request(request),
+                object_type="patients.patient",
+                query={"possible_duplicates_of": data.get("last_name", "")},
+                patient_ids=[p.pk for p in duplicates],
+            )
             form.add_error(
                 None,
                 _(
@@ -158,6 +164,8 @@ def patient_create(request):
 def patient_edit(request, pk: int):
     _require(request, "patients.change_patient")
     patient = selectors.patient_get(user=request.user, pk=pk, perm="patients.change_patient")
+    if request.method == "GET":
+        audit_view(actor=Actor.from_request(request), obj=patient)  # the form shows every field
     initial_identifiers = [{"type": i.type, "value": i.value} for i in patient.identifiers.all()]
     # The form validates on a copy: the page heading keeps the stored name if the input is bad,
     # and the service compares against the row it locks, not against the form's instance.

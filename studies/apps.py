@@ -8,7 +8,9 @@ class StudiesConfig(AppConfig):
 
     def ready(self):
         from accounts import roles
+        from accounts.permissions import extend_scope
         from patients.linked import register_patient_linked
+        from patients.models import Patient
         from studies.models import Study
 
         roles.extend(
@@ -24,5 +26,7 @@ class StudiesConfig(AppConfig):
         # register and read images; clinicians read them.
         roles.extend(roles.RADIOLOGIST, "studies.change_study")
         roles.extend(roles.REGISTRAR, "studies.change_study")
+        # A patient's identity is visible to whoever may see one of their studies.
+        extend_scope(Patient, "studies__department")
         # Merge moves a duplicate's studies (with their series, instances and derived images).
         register_patient_linked(Study)

@@ -75,6 +75,7 @@ class Study(models.Model):
     # Visible to the performing department and to the patient's department.
     scope_paths = ("department", "patient__department")
     scope_path = "department"
+    share_paths = ("", "patient")  # a patient's share or emergency grant opens their studies
 
     class Meta:
         ordering = ["-study_datetime", "-id"]
@@ -114,6 +115,7 @@ class Series(models.Model):
 
     scope_paths = ("study__department", "study__patient__department")
     scope_path = "study__department"
+    share_paths = ("study", "study__patient")
 
     class Meta:
         ordering = ["number", "id"]
@@ -164,6 +166,7 @@ class Instance(models.Model):
 
     scope_paths = ("series__study__department", "series__study__patient__department")
     scope_path = "series__study__department"
+    share_paths = ("series__study", "series__study__patient")
 
     class Meta:
         ordering = ["number", "id"]
@@ -218,6 +221,7 @@ class DerivedImage(models.Model):
         "instance__series__study__patient__department",
     )
     scope_path = "instance__series__study__department"
+    share_paths = ("instance__series__study", "instance__series__study__patient")
 
     class Meta:
         ordering = ["instance", "frame", "kind"]

@@ -52,7 +52,11 @@ def test_login_logout_and_failed_login_are_audited(client, clinician):
     client.post(reverse("login"), {"username": "clinician", "password": "wrong"})
     client.post(reverse("login"), {"username": "clinician", "password": PASSWORD})
     client.post(reverse("logout"))
-    actions = list(AuditEvent.objects.order_by("id").values_list("action", "username", "outcome"))
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="log")
+        .order_by("id")
+        .values_list("action", "username", "outcome")
+    )
     assert actions == [
         ("login_failed", "clinician", "failed"),
         ("login", "clinician", "success"),

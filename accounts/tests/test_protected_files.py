@@ -36,7 +36,7 @@ def test_it_audits_then_streams_the_file(clinician, stored):
     assert b"".join(response.streaming_content) == b"DICM-bytes"
     assert response["Cache-Control"] == "private, no-store"
     assert "attachment" in response["Content-Disposition"]
-    event = AuditEvent.objects.get()
+    event = AuditEvent.objects.get(action="download")
     assert (event.action, event.patient_id, event.object_id, event.ip) == (
         "download",
         42,

@@ -33,6 +33,12 @@ def test_bootstrap_loads_demo_data_in_embedded_mode_only(settings, tmp_path):
     assert Patient.objects.filter(identity_status="unknown").count() == 1
     call_command("bootstrap", stdout=io.StringIO())  # idempotent
     assert Patient.objects.filter(mrn__startswith="DEMO").count() == 24
+    # the demo administrator is scoped like everyone, and sees the demo through its departments
+    from accounts.permissions import restrict
+
+    admin = get_user_model().objects.get(username="admin")
+    visible = restrict(Patient.objects.all(), admin, "patients.view_patient")
+    assert visible.count() == Patient.objects.count() > 0
 
 
 def test_demo_data_is_refused_in_production(settings, superuser):

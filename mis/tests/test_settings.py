@@ -84,3 +84,8 @@ def test_https_settings_follow_use_https_not_debug(tmp_path):
 def test_an_unknown_mode_or_a_bad_boolean_fails_loudly(tmp_path):
     assert "must be one of" in _run({"MIS_MODE": "prod"}, tmp_path).stderr
     assert "not a boolean" in _run({"USE_HTTPS": "maybe"}, tmp_path).stderr
+
+
+def test_production_refuses_to_run_without_auditing_reads(tmp_path):
+    result = _run({**PRODUCTION, "AUDIT_READS": "false"}, tmp_path)
+    assert result.returncode != 0 and "AUDIT_READS=false is refused" in result.stderr

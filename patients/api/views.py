@@ -8,7 +8,7 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.audit import Actor, audit_list, audit_view
 from accounts.permissions import can
 from patients import selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
@@ -103,7 +103,7 @@ class PatientViewSet(
                 status=status.HTTP_302_FOUND,
                 headers={"Location": url},
             )
-        audit_record(actor=Actor.from_request(request), action=VIEW, obj=patient)
+        audit_view(actor=Actor.from_request(request), obj=patient)
         return Response(self.get_serializer(patient).data)
 
     def perform_create(self, serializer):
@@ -116,6 +116,12 @@ class PatientViewSet(
                 birth_date=data.get("birth_date"),
             )
             if duplicates:
+                audit_list(  # the 409 names these patients: a read like a list
+                    actor=Actor.from_request(self.request),
+                    object_type="patients.patient",
+                    query={"possible_duplicates_of": data.get("last_name", "")},
+                    patient_ids=[p.pk for p in duplicates],
+                )
                 raise PossibleDuplicate(
                     detail={
                         "candidates": [

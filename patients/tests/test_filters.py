@@ -11,7 +11,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def people(other_department):
+def people(other_department, clinician):
+    clinician.departments.add(other_department)  # scope: the filters are tested across both
     return {
         "fedorov": PatientFactory(
             mrn="A1",

@@ -136,7 +136,7 @@ def test_a_deleted_patient_cannot_be_edited_until_restored(registrar, administra
 
 def test_the_audit_row_names_the_patient_of_the_object(registrar):
     patient = services.patient_register(actor=Actor(user=registrar), data=_data())
-    identifier_event = AuditEvent.objects.get(action="create")
+    identifier_event = AuditEvent.objects.get(action="create", object_type="patients.patient")
     assert identifier_event.patient_id == patient.pk == patient.audit_patient_id
 
 

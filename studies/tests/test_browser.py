@@ -2,6 +2,8 @@
 renamed .dcm on the upload page, see two imported and one rejected, then see a thumbnail on the
 study page. Screenshots go to test-artifacts/."""
 
+import time
+
 import pytest
 
 from accounts.tests.factories import PASSWORD
@@ -11,6 +13,15 @@ from studies.models import Study
 from .conftest import dicom_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _wait_until(browser_page, expression: str, timeout: float = 15.0) -> None:
+    """Poll an expression from the test (DevTools evaluation): ``wait_for_function`` evaluates
+    its string inside the page, which the Content-Security-Policy (no 'unsafe-eval') refuses."""
+    deadline = time.monotonic() + timeout
+    while not browser_page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
+        browser_page.wait_for_timeout(100)
 
 
 def test_upload_page_imports_and_rejects_per_file_and_the_study_shows_a_thumbnail(
@@ -36,7 +47,7 @@ def test_upload_page_imports_and_rejects_per_file_and_the_study_shows_a_thumbnai
     page.wait_for_url("**/studies/upload/")
     page.select_option("#id_urgency", "urgent")
     page.set_input_files("#file-input", [str(p) for p in files])
-    page.wait_for_function("document.querySelectorAll('#upload-results li.result').length === 3")
+    _wait_until(page, "document.querySelectorAll('#upload-results li.result').length === 3")
     page.screenshot(path=ARTIFACTS / "study-upload.png", full_page=True)
     assert page.locator("li.result[data-status=imported]").count() == 2
     rejected = page.locator("li.result[data-status=rejected]")
@@ -49,9 +60,10 @@ def test_upload_page_imports_and_rejects_per_file_and_the_study_shows_a_thumbnai
     page.goto(f"{live_server.url}/studies/{study.pk}/")
     thumbnail = page.locator(".thumb img").first
     thumbnail.wait_for()
-    page.wait_for_function(
+    _wait_until(
+        page,
         "Array.from(document.querySelectorAll('.thumb img'))"
-        ".every(i => i.complete && i.naturalWidth > 0)"
+        ".every(i => i.complete && i.naturalWidth > 0)",
     )
     assert thumbnail.evaluate("img => img.naturalWidth") == 32
     page.screenshot(path=ARTIFACTS / "study-detail.png", full_page=True)

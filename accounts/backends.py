@@ -1,0 +1,33 @@
+"""The per-username lockout: django-axes locks a (username, address) pair; this backend adds a
+higher threshold for one username tried from many addresses."""
+
+import datetime as dt
+
+from axes.exceptions import AxesBackendPermissionDenied
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+
+
+def username_locked_out(username: str) -> bool:
+    if not username or not settings.AXES_ENABLED:
+        return False
+    since = timezone.now() - dt.timedelta(hours=settings.AXES_COOLOFF_TIME)
+    failures = AccessAttempt.objects.filter(username=username, attempt_time__gte=since).aggregate(
+        total=Sum("failures_since_start")
+    )["total"]
+    return (failures or 0) >= settings.LOGIN_USERNAME_FAILURE_LIMIT
+
+
+class UsernameLockoutBackend:
+    """Authenticates nobody; refuses a username over its failure limit (any address). No
+    ``get_user``: sessions are never bound to this backend (nor does force_login pick it)."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if username_locked_out(username):
+            if request is not None:
+                request.axes_locked_out = True
+                request.axes_credentials = {"username": username}
+            raise AxesBackendPermissionDenied("Too many failed logins for this username")
+        return None

@@ -1,0 +1,287 @@
+"""Bench: what auditing costs the patient detail page and API on PostgreSQL.
+
+It prepares a throw-away database (1,000,000 audit rows by default, from ``seed_bench``), then
+starts two gunicorn servers against it side by side, one with reads audited
+(``AUDIT_READS=true``, the only setting production allows) and one without
+(``AUDIT_READS=false``), and times both over HTTP in alternating short rounds, so that load
+from elsewhere on the machine falls on both alike::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/mis_bench_audit \\
+        .venv/bin/python bench/audit_overhead.py --audit-events 1000000
+
+* ``page``: ``GET /patients/<id>/`` with a session cookie (viewing-window check + one insert;
+  the page's "who accessed this record" list is read in both modes);
+* ``api``: ``GET /api/v1/patients/<id>/`` with a token.
+
+Each request opens a patient of the bench department that its user has not opened before (a
+fresh viewing window, so the audit really writes); each case has its own user. Figures: p50/p95
+of ``--requests`` sequential requests (1 client) and the throughput of ``--clients`` (8)
+threads over ``--seconds``. Target: audit on within 10 % of audit off for both. Last line: one
+JSON object.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+
+from patients_search import ensure_database, postgres_settings  # noqa: E402
+
+TARGET_RATIO = 1.10
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--audit-events", type=int, default=1_000_000)
+    parser.add_argument("--patients", type=int, default=20_000)
+    parser.add_argument(
+        "--requests", type=int, default=600, help="sequential requests, 1 client, per case"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="8-client time per case, over all rounds"
+    )
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--rounds", type=int, default=6, help="alternations of off and on")
+    return parser.parse_args()
+
+
+def setup_django():
+    sys.path.insert(0, str(REPO_ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mis.settings")
+    import django
+
+    django.setup()
+
+
+def prepare(args) -> list[int]:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from accounts.models import AuditEvent
+    from patients.models import Patient
+
+    call_command("migrate", interactive=False, verbosity=0)
+    have = Patient.objects.filter(mrn__startswith="B").count()
+    if have < args.patients:
+        call_command("seed_bench", "--patients", str(args.patients - have))
+    events = AuditEvent.objects.count()
+    if events < args.audit_events:
+        call_command("seed_bench", "--audit-events", str(args.audit_events - events))
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) accounts_auditevent")
+        cursor.execute("ANALYZE")
+    print(f"patients: {Patient.objects.count()}, audit events: {AuditEvent.objects.count()}")
+    return list(
+        Patient.objects.filter(mrn__startswith="B", deleted_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def credentials(name: str) -> tuple[str, str]:
+    """A Clinician of the bench department: a session cookie and an API token."""
+    from django.contrib.auth.models import Group
+    from django.test import Client
+    from rest_framework.authtoken.models import Token
+
+    from accounts.models import Department, User
+
+    user, _ = User.objects.get_or_create(username=name)
+    user.groups.set([Group.objects.get(name="Clinician")])
+    user.departments.set([Department.objects.get(code="bench")])
+    client = Client()
+    client.force_login(user)
+    token, _ = Token.objects.get_or_create(user=user)
+    return client.cookies["sessionid"].value, token.key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, audit: bool, workers: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "AUDIT_READS": "true" if audit else "false",
+        "API_THROTTLE_USER": "1000000/min",
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "mis.wsgi",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit("audit_overhead: gunicorn did not start")
+
+
+def request(conn, path: str, headers: dict) -> float:
+    started = time.perf_counter()
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    if response.status != 200:
+        raise RuntimeError(f"{path}: HTTP {response.status}")
+    return time.perf_counter() - started
+
+
+def make_paths(kind: str, ids: list[int], seed: int):
+    """An endless, thread-safe supply of detail URLs of patients not opened before by this
+    run's user (a fresh viewing window each), then random ones."""
+    url = "/patients/{}/" if kind == "page" else "/api/v1/patients/{}/"
+    rng = random.Random(seed)
+    order = iter(rng.sample(ids, len(ids)))
+    lock = threading.Lock()
+
+    def next_path():
+        with lock:
+            return url.format(next(order, None) or rng.choice(ids))
+
+    return next_path
+
+
+def headers_for(kind: str, cookie: str, token: str) -> dict:
+    if kind == "page":
+        return {"Cookie": f"sessionid={cookie}"}
+    return {"Authorization": f"Token {token}"}
+
+
+def sequential(port, next_path, headers, count) -> list[float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    times = [request(conn, next_path(), headers) for _ in range(count)]
+    conn.close()
+    return times
+
+
+def concurrent(port, next_path, headers, clients, seconds) -> tuple[int, float]:
+    done = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def client(n):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.perf_counter() < stop:
+            request(c, next_path(), headers)
+            done[n] += 1
+        c.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(done), time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * q) - 1)]
+
+
+def main():
+    args = parse_args()
+    config = postgres_settings()
+    ensure_database(config)
+    setup_django()
+    ids = prepare(args)
+    from accounts.models import AuditEvent
+
+    # Both servers run side by side and the modes alternate in short rounds, so that load from
+    # elsewhere on the machine falls on both alike instead of on whichever ran second.
+    servers, setups = {}, {}
+    try:
+        for audit in (False, True):
+            mode = "audit_on" if audit else "audit_off"
+            port = free_port()
+            servers[mode] = (port, start_server(port, audit, args.workers))
+            for n, kind in enumerate(("page", "api")):
+                cookie, token = credentials(f"bench-{mode}-{kind}-{os.getpid()}")
+                setups[(mode, kind)] = {
+                    "headers": headers_for(kind, cookie, token),
+                    "paths": make_paths(kind, ids, seed=n),
+                    "times": [],
+                    "done": 0,
+                    "elapsed": 0.0,
+                }
+        for (mode, _kind), setup in setups.items():  # warm-up: imports, connections
+            sequential(servers[mode][0], setup["paths"], setup["headers"], 30)
+        before = AuditEvent.objects.count()
+        per_round = max(1, args.requests // args.rounds)
+        for round_number in range(args.rounds):
+            modes = ("audit_off", "audit_on")
+            for mode in modes if round_number % 2 == 0 else reversed(modes):
+                port = servers[mode][0]
+                for kind in ("page", "api"):
+                    setup = setups[(mode, kind)]
+                    setup["times"] += sequential(port, setup["paths"], setup["headers"], per_round)
+                    done, elapsed = concurrent(
+                        port,
+                        setup["paths"],
+                        setup["headers"],
+                        args.clients,
+                        args.seconds / args.rounds,
+                    )
+                    setup["done"] += done
+                    setup["elapsed"] += elapsed
+        written = AuditEvent.objects.count() - before
+    finally:
+        for _port, server in servers.values():
+            server.terminate()
+            server.wait(20)
+    results = {}
+    for (mode, kind), setup in setups.items():
+        figures = {
+            "p50_ms": round(statistics.median(setup["times"]) * 1000, 2),
+            "p95_ms": round(percentile(setup["times"], 0.95) * 1000, 2),
+            "rps_8": round(setup["done"] / setup["elapsed"], 1),
+            "requests_1": len(setup["times"]),
+        }
+        results.setdefault(kind, {})[mode] = figures
+        print(f"{kind:5} {mode:9} {figures}")
+    print(f"audit rows written while timing (audit on only): {written}")
+    summary = {"bench": "audit_overhead", "audit_events": AuditEvent.objects.count()}
+    met = {}
+    for kind, modes in results.items():
+        off, on = modes["audit_off"], modes["audit_on"]
+        modes["p95_ratio"] = round(on["p95_ms"] / off["p95_ms"], 3)
+        modes["throughput_ratio"] = round(off["rps_8"] / on["rps_8"], 3)
+        met[kind] = modes["p95_ratio"] <= TARGET_RATIO and modes["throughput_ratio"] <= TARGET_RATIO
+        summary[kind] = modes
+    summary["target"] = "audit on within 10 % of off (p95 at 1 client, throughput at 8)"
+    summary["met"] = met
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
