@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponse
 
-from accounts.audit import DOWNLOAD, Actor, audit_record
+from accounts.audit import DOWNLOAD, Actor, audit_record, audit_view
 
 
 def protected_file_response(
@@ -24,17 +24,31 @@ def protected_file_response(
     as_attachment: bool = True,
     action: str = DOWNLOAD,
     storage=None,
+    viewing_window_of=None,
 ) -> HttpResponse:
-    """Audit the read of ``name`` (a path in the storage) and return the response that sends it."""
+    """Audit the read of ``name`` (a path in the storage) and return the response that sends it.
+
+    ``viewing_window_of`` (e.g. the study a thumbnail shows) counts an inline view inside that
+    object's 15-minute viewing window instead of writing an event of its own; downloads are
+    always their own event.
+    """
     storage = storage or default_storage
-    audit_record(
-        actor=Actor.from_request(request),
-        action=action,
-        object_type=object_type,
-        object_id=object_id,
-        patient_id=patient_id,
-        details={"file": download_name},
-    )
+    if viewing_window_of is not None:
+        audit_view(
+            actor=Actor.from_request(request),
+            obj=viewing_window_of,
+            patient_id=patient_id,
+            details={"file": download_name},
+        )
+    else:
+        audit_record(
+            actor=Actor.from_request(request),
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            patient_id=patient_id,
+            details={"file": download_name},
+        )
     if settings.PROTECTED_FILES_BACKEND == "nginx":
         response = HttpResponse(content_type=content_type or "application/octet-stream")
         response["X-Accel-Redirect"] = settings.PROTECTED_FILES_NGINX_PREFIX + name

@@ -7,7 +7,7 @@ from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse
 from django.utils.translation import gettext as _
 
-from accounts.audit import VIEW, Actor, audit_record
+from accounts.audit import VIEW, Actor, audit_view
 from accounts.protected_files import protected_file_response
 from studies.dicom import render
 from studies.dicom.errors import DicomError, FrameIndexError, NoPixelDataError
@@ -56,6 +56,7 @@ def thumbnail_response(request, instance: Instance):
         content_type="image/png",
         as_attachment=False,
         action=VIEW,
+        viewing_window_of=instance.series.study,  # thumbnails count inside the study's window
     )
     return response
 
@@ -77,12 +78,10 @@ def frame_response(request, instance: Instance, *, frame: int, window=None, max_
         raise NoImage(_("This instance is a document; it has no image.")) from None
     except DicomError as exc:
         raise NoImage(_("This image cannot be rendered: %(reason)s") % {"reason": exc}) from None
-    audit_record(
+    audit_view(  # frames count inside the study's viewing window
         actor=Actor.from_request(request),
-        action=VIEW,
-        obj=instance,
-        patient_id=instance.series.study.patient_id,
-        details={"frame": frame, "rendered": True},
+        obj=instance.series.study,
+        details={"instance": instance.pk, "frame": frame, "rendered": True},
     )
     response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "private, no-store"

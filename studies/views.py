@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.audit import Actor, audit_list, audit_view
 from accounts.permissions import can
 from studies import selectors, services
 from studies.dicom.errors import DicomError
@@ -99,7 +99,7 @@ def study_detail(request, pk: int):
     tag_instance, tags, tag_error = _tag_browser(request.user, request)
     if tag_instance is not None and tag_instance.series.study_id != study.pk:
         raise Http404
-    audit_record(actor=Actor.from_request(request), action=VIEW, obj=study)
+    audit_view(actor=Actor.from_request(request), obj=study)
     images = [(s, [i for i in s.instances.all() if i.is_image]) for s in series]
     documents = [i for s in series for i in s.instances.all() if not i.is_image]
     return render(

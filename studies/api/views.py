@@ -14,7 +14,7 @@ from rest_framework import exceptions, mixins, renderers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.audit import Actor, audit_list, audit_view
 from accounts.permissions import can
 from studies import selectors, services
 from studies.api.serializers import (
@@ -150,7 +150,7 @@ class StudyViewSet(
 
     def retrieve(self, request, *args, **kwargs):
         study = self.get_object()
-        audit_record(actor=Actor.from_request(request), action=VIEW, obj=study)
+        audit_view(actor=Actor.from_request(request), obj=study)
         return Response(self.get_serializer(study).data)
 
     def perform_update(self, serializer):
@@ -170,7 +170,7 @@ class SeriesViewSet(_Scoped, mixins.RetrieveModelMixin, viewsets.GenericViewSet)
 
     def retrieve(self, request, *args, **kwargs):
         series = self.get_object()
-        audit_record(actor=Actor.from_request(request), action=VIEW, obj=series)
+        audit_view(actor=Actor.from_request(request), obj=series.study)
         return Response(self.get_serializer(series).data)
 
 
@@ -191,7 +191,7 @@ class InstanceViewSet(_Scoped, mixins.RetrieveModelMixin, viewsets.GenericViewSe
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()
-        audit_record(actor=Actor.from_request(request), action=VIEW, obj=instance)
+        audit_view(actor=Actor.from_request(request), obj=instance.series.study)
         return Response(self.get_serializer(instance).data)
 
     @extend_schema(

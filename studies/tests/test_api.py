@@ -139,7 +139,12 @@ def test_a_frame_renders_as_8_bit_png_with_window_and_max_size(api_client, clini
     assert response["Content-Type"] == "image/png"
     image = Image.open(io.BytesIO(response.content))
     assert image.mode == "L" and image.size == (16, 16)
-    assert AuditEvent.objects.filter(action="view", object_id=str(instance.pk)).exists()
+    # frames count inside the study's 15-minute viewing window: one event for many frames
+    api_client.get(f"/api/v1/instances/{instance.pk}/frames/0.png", HTTP_ACCEPT="image/png")
+    events = AuditEvent.objects.filter(
+        action="view", object_type="studies.study", object_id=str(study.pk), user_id=clinician.pk
+    )
+    assert events.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -184,9 +189,18 @@ def test_the_thumbnail_is_made_on_demand_and_audited(api_client, clinician, stud
     assert response.status_code == 200
     assert Image.open(io.BytesIO(b"".join(response.streaming_content))).format == "PNG"
     assert instance.derived.count() == 1
-    assert AuditEvent.objects.filter(
-        action="view", object_type="studies.derivedimage", patient_id=study.patient_id
-    ).exists()
+    api_client.get(f"/api/v1/instances/{instance.pk}/thumbnail.png")
+    api_client.get(f"/api/v1/studies/{study.pk}/")
+    # thumbnails and the study itself share the study's viewing window: one event
+    events = AuditEvent.objects.filter(
+        action="view",
+        object_type="studies.study",
+        object_id=str(study.pk),
+        patient_id=study.patient_id,
+    )
+    assert events.count() == 1
+    response = api_client.get(f"/api/v1/instances/{instance.pk}/file/")
+    assert AuditEvent.objects.filter(action="download", user_id=clinician.pk).count() == 1
 
 
 def test_removed_images_are_a_clear_404(api_client, clinician, study):
