@@ -200,6 +200,19 @@ class Patient(models.Model):
     def is_merged(self) -> bool:
         return self.merged_into_id is not None
 
+    @property
+    def audit_patient_ids(self) -> list[int]:
+        """This record and every record merged into it (at any depth): whose access log is
+        this person's ("who accessed this record" follows merges)."""
+        ids, frontier = {self.pk}, [self.pk]
+        while frontier:
+            merged = Patient.objects.filter(merged_into_id__in=frontier).values_list(
+                "pk", flat=True
+            )
+            frontier = [pk for pk in merged if pk not in ids]
+            ids.update(frontier)
+        return sorted(ids)
+
 
 # The identity fields whose every change is kept in the patient's history.
 HISTORY_FIELDS = (

@@ -304,3 +304,17 @@ def test_a_merged_record_cannot_be_edited(registrar, pair):
     _merge(registrar, survivor, duplicate)
     with pytest.raises(ValidationError, match="merged into MRN S1; change that record instead"):
         patient_update(actor=Actor(user=registrar), patient=duplicate, data={"phone": "1"})
+
+
+def test_who_accessed_this_record_follows_merges(client, registrar, department):
+    from accounts.templatetags.audit_tags import access_log
+
+    survivor = PatientFactory(department=department)
+    duplicate = PatientFactory(department=department)
+    read = audit_record(actor=Actor(user=registrar), action="view", obj=duplicate)
+    patient_merge(
+        actor=Actor(user=registrar), survivor=survivor, duplicate=duplicate, reason="same person"
+    )
+    survivor.refresh_from_db()
+    assert survivor.audit_patient_ids == sorted([survivor.pk, duplicate.pk])
+    assert read in list(access_log(survivor)["events"])
