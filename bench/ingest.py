@@ -128,7 +128,10 @@ def upload_run(port: int, requests: list[tuple[bytes, dict]], clients: int) -> t
             connection.request("POST", headers.pop("_path"), body=body, headers=headers)
             response = connection.getresponse()
             payload = response.read()
-            if response.status >= 300 or b'"rejected"' in payload:
+            data = json.loads(payload) if payload[:1] in (b"{", b"[") else {}
+            results = data.get("results", []) if isinstance(data, dict) else []  # ours only
+            rejected = any(r.get("status") == "rejected" for r in results)
+            if response.status >= 300 or rejected:
                 with lock:
                     failures[0] += 1
         connection.close()
@@ -261,14 +264,16 @@ def memory_run(zip_mb: int, scratch: Path) -> dict:
         for index in range(count):
             archive.writestr(f"cd/IM{index:06d}.dcm", ct_file(100_000 + index))
     size_mb = path.stat().st_size / 1e6
-    # The command runs in a process of its own that reports its own peak (ru_maxrss), so the
-    # servers this bench started earlier do not count.
+    # The command runs in a process of its own that reports its own peak: VmHWM from
+    # /proc/self/status, which starts afresh at exec (ru_maxrss would carry over the peak of
+    # this bench process, which forked it while holding the generated files).
     code = (
-        "import os, resource, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
+        "import os, django; os.environ.setdefault('DJANGO_SETTINGS_MODULE', "
         "'mis.settings'); django.setup(); from django.core.management import call_command; "
         f"call_command('import_dicom', {str(path)!r}, user={BENCH_USER!r}, "
         f"department={BENCH_DEPARTMENT!r}, quiet_files=True); "
-        "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print('PEAK_KB', [l.split()[1] for l in open('/proc/self/status') "
+        "if l.startswith('VmHWM')][0])"
     )
     started = time.perf_counter()
     completed = subprocess.run(

@@ -27,9 +27,9 @@ from accounts.audit import CREATE, Actor, audit_record
 from accounts.models import Department
 from accounts.permissions import can
 from patients.dicom_names import dicom_person_name, patient_name_matches
-from patients.models import IdentityStatus, Patient
+from patients.models import IdentifierType, IdentityStatus, Patient
 from patients.selectors import patient_resolve
-from patients.services import patient_register
+from patients.services import IdentifierInput, patient_register
 from studies.dicom import category as dicom_category
 from studies.dicom import parse as dicom_parse
 from studies.dicom import secondary_capture
@@ -39,6 +39,7 @@ from studies.thumbnails import thumbnail_enqueue
 
 IMPORTED, DUPLICATE, REJECTED = "imported", "duplicate", "rejected"
 ADD_PERM = "studies.add_study"
+FOREIGN_PATIENT_ID = "dicom-patient-id"
 
 
 @dataclass
@@ -363,7 +364,14 @@ def _match_patient(actor: Actor, header, warnings: list[str]) -> Patient:
         % {"id": person.patient_id or "-", "issuer": person.issuer or "-"},
     }
     system = Actor(user=actor.user, ip=actor.ip, user_agent=actor.user_agent, label="ingest")
-    patient = patient_register(actor=system, data=data, identifiers=[])
+    identifiers = []
+    if person.patient_id:
+        # The sender's PatientID becomes an identifier, so its next files find this patient.
+        foreign, _created = IdentifierType.objects.get_or_create(
+            code=FOREIGN_PATIENT_ID, defaults={"name": "PatientID (DICOM)"}
+        )
+        identifiers.append(IdentifierInput(type=foreign, value=person.patient_id))
+    patient = patient_register(actor=system, data=data, identifiers=identifiers)
     warnings.append(
         _("No registry patient matched PatientID %(id)s: a provisional patient was registered.")
         % {"id": person.patient_id or "-"}
