@@ -88,8 +88,7 @@ def test_an_unknown_patient_id_registers_a_provisional_patient(registrar, depart
     assert any("provisional" in w for w in result.warnings)
     # the sender's PatientID is kept as an identifier: its next file finds the same patient
     assert patient.identifiers.get().value == "EXT77"  # normalised like every identifier
-    again = ingest_file(actor=Actor(user=registrar), data=_dicom(PatientID="EXT-77"),
-                        name="b.dcm")
+    again = ingest_file(actor=Actor(user=registrar), data=_dicom(PatientID="EXT-77"), name="b.dcm")
     assert again.status == IMPORTED
     assert again.patient_id == patient.pk
     assert Patient.objects.count() == 1
