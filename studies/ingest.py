@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -177,9 +178,11 @@ def _store(actor, data, name, header, fields: StudyFields, source_format) -> Ing
     if existing is not None:
         return _existing(name, existing, digest)
     department = _department(actor, fields)
+    # A name of this upload's own: if a concurrent upload of the same instance wins the race,
+    # discarding ours can never touch the file the winner stored.
     path = (
         f"dicom/{header.study_instance_uid}/{header.series_instance_uid}/"
-        f"{header.sop_instance_uid}.dcm"
+        f"{header.sop_instance_uid}.{secrets.token_hex(4)}.dcm"
     )
     stored = store_bytes(path, data)
     try:
@@ -415,8 +418,6 @@ def store_bytes(name: str, data: bytes | Path) -> str:
             Path(temporary).unlink(missing_ok=True)
             raise
         return name
-    if storage.exists(name):
-        storage.delete(name)
     if isinstance(data, Path):
         with data.open("rb") as source:
             return storage.save(name, File(source))

@@ -237,3 +237,30 @@ def test_import_dicom_reads_a_dicomdir(registrar, department, capsys):
     out = capsys.readouterr().out
     assert "imported" in out
     assert Instance.objects.exists()
+
+
+def test_a_lost_race_on_the_same_instance_never_deletes_the_winners_file(
+    registrar, department, monkeypatch
+):
+    """The loser of two concurrent uploads of one instance discards only its own file."""
+    from studies import ingest
+
+    PatientFactory(mrn="P-001", department=department)
+    data = _dicom()
+    first = ingest_file(actor=Actor(user=registrar), data=data, name="a.dcm")
+    winner = Instance.objects.get(pk=first.instance_id)
+    # the second upload does not see the first (as if it checked before the first committed)
+    real_filter = Instance.objects.filter
+    calls = {"n": 0}
+
+    def blind_filter(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return Instance.objects.none()
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(ingest.Instance.objects, "filter", blind_filter)
+    second = ingest_file(actor=Actor(user=registrar), data=data, name="a-again.dcm")
+    assert second.status == DUPLICATE
+    assert default_storage.exists(winner.file.name)
+    assert len(list(Path(default_storage.path("dicom")).rglob("*.dcm"))) == 1
