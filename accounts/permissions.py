@@ -25,7 +25,7 @@ through a share or an emergency grant, both audited).
 from __future__ import annotations
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
@@ -163,3 +163,19 @@ def in_scope(obj: Model, user, perm: str | None) -> bool:
 def can(user, perm: str) -> bool:
     """Whether the user holds a model-level permission (for buttons and 403 decisions)."""
     return bool(user and user.is_authenticated and user.is_active and user.has_perm(perm))
+
+
+class PermissionByAction:
+    """DRF viewset mixin: each action needs one model permission (the role table decides),
+    checked before anything else; ``required_perm()`` also serves ``get_queryset``'s scope."""
+
+    action_perms: dict[str, str] = {}
+    default_perm = ""
+
+    def required_perm(self) -> str:
+        return self.action_perms.get(self.action, self.default_perm)
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if not can(request.user, self.required_perm()):
+            raise PermissionDenied

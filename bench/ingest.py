@@ -36,6 +36,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
 TARGETS = {"ratio_1": 0.6, "ratio_20": 1.0, "import_peak_mb": 300}
 BENCH_USER = "bench-ingest"
 BENCH_DEPARTMENT = "bench"
@@ -189,17 +190,13 @@ def start_orthanc(scratch: Path) -> tuple[subprocess.Popen, int]:
 
 
 def prepare_django() -> tuple[str, dict]:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("Set DATABASE_URL to a throw-away PostgreSQL database (mis_bench).")
+    from patients_search import ensure_database, postgres_settings  # the benches' one way
+
+    config = postgres_settings()  # exits with a clear message unless DATABASE_URL is PostgreSQL
+    ensure_database(config)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mis.settings")
-    import dj_database_url
     import django
 
-    config = dj_database_url.parse(url)
-    from studies.backup import _create_postgres_database
-
-    _create_postgres_database(config)
     django.setup()
     from django.core.management import call_command
 

@@ -86,3 +86,19 @@ def frame_response(request, instance: Instance, *, frame: int, window=None, max_
     response = HttpResponse(png, content_type="image/png")
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def export_response(actor: Actor, studies: list, filename: str):
+    """Studies as a CD ZIP (audited as an export), built in a temporary file, never in memory."""
+    import tempfile
+
+    from django.http import FileResponse
+
+    from studies.export import export_zip
+
+    handle = tempfile.TemporaryFile()
+    export_zip(actor=actor, studies=studies, out=handle)
+    handle.seek(0)
+    return FileResponse(
+        handle, as_attachment=True, filename=filename, content_type="application/zip"
+    )

@@ -17,7 +17,7 @@ from studies.export import EXPORT_PERM
 from studies.forms import StudyEditForm
 from studies.ingest import ADD_PERM
 from studies.models import Category, Urgency
-from studies.responses import NoImage, original_response, thumbnail_response
+from studies.responses import NoImage, export_response, original_response, thumbnail_response
 from studies.tags import dataset_rows
 
 PAGE_SIZE = 25
@@ -156,28 +156,12 @@ def upload(request):
     )
 
 
-def _zip_response(actor: Actor, studies: list, filename: str):
-    """Build the export in a temporary file (never in memory) and stream it."""
-    import tempfile
-
-    from django.http import FileResponse
-
-    from studies.export import export_zip
-
-    handle = tempfile.TemporaryFile()
-    export_zip(actor=actor, studies=studies, out=handle)
-    handle.seek(0)
-    return FileResponse(
-        handle, as_attachment=True, filename=filename, content_type="application/zip"
-    )
-
-
 @login_required
 @require_GET
 def study_export(request, pk: int):
     _require(request, EXPORT_PERM)
     study = selectors.study_get(user=request.user, pk=pk, perm=EXPORT_PERM)
-    return _zip_response(Actor.from_request(request), [study], f"study-{study.pk}.zip")
+    return export_response(Actor.from_request(request), [study], f"study-{study.pk}.zip")
 
 
 @login_required
@@ -189,7 +173,9 @@ def patient_export(request, patient_id: int):
     )
     if not studies:
         raise Http404
-    return _zip_response(Actor.from_request(request), studies, f"patient-{patient_id}-studies.zip")
+    return export_response(
+        Actor.from_request(request), studies, f"patient-{patient_id}-studies.zip"
+    )
 
 
 @login_required

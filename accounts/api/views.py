@@ -1,4 +1,3 @@
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
@@ -15,21 +14,8 @@ from accounts.api.serializers import (
 from accounts.audit import LIST, Actor, audit_record
 from accounts.filters import AuditEventFilter
 from accounts.models import AuditEvent, Department, User
-from accounts.permissions import can, restrict
+from accounts.permissions import PermissionByAction, restrict
 from accounts.sharing import SHARE_PERM, share_grant, share_revoke, shareable_object
-
-
-class _PermissionByAction:
-    """Each action needs one model permission (roles decide), checked before anything."""
-
-    action_perms: dict[str, str] = {}
-    default_perm = ""
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        perm = self.action_perms.get(self.action, self.default_perm)
-        if not can(request.user, perm):
-            raise PermissionDenied
 
 
 @extend_schema_view(
@@ -40,7 +26,7 @@ class _PermissionByAction:
     update=extend_schema(summary="Replace a user's fields"),
 )
 class UserViewSet(
-    _PermissionByAction,
+    PermissionByAction,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -59,11 +45,10 @@ class UserViewSet(
     }
 
     def get_queryset(self):
-        perm = self.action_perms.get(self.action, self.default_perm)
         return restrict(
             User.objects.prefetch_related("groups", "departments").order_by("username"),
             self.request.user,
-            perm,
+            self.required_perm(),
         )
 
     def perform_create(self, serializer):
@@ -83,7 +68,7 @@ class UserViewSet(
     update=extend_schema(summary="Replace a department's fields"),
 )
 class DepartmentViewSet(
-    _PermissionByAction,
+    PermissionByAction,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -100,8 +85,9 @@ class DepartmentViewSet(
     }
 
     def get_queryset(self):
-        perm = self.action_perms.get(self.action, self.default_perm)
-        return restrict(Department.objects.order_by("name"), self.request.user, perm)
+        return restrict(
+            Department.objects.order_by("name"), self.request.user, self.required_perm()
+        )
 
 
 class AuditCursorPagination(pagination.CursorPagination):
@@ -117,7 +103,7 @@ class AuditCursorPagination(pagination.CursorPagination):
     list=extend_schema(summary="Search the audit (cursor-paginated, newest first)"),
     retrieve=extend_schema(summary="One audit event"),
 )
-class AuditEventViewSet(_PermissionByAction, viewsets.ReadOnlyModelViewSet):
+class AuditEventViewSet(PermissionByAction, viewsets.ReadOnlyModelViewSet):
     """Read-only: there is no way to change or delete an audit event through the API."""
 
     serializer_class = AuditEventSerializer
@@ -140,7 +126,7 @@ class AuditEventViewSet(_PermissionByAction, viewsets.ReadOnlyModelViewSet):
         return response
 
 
-class ShareViewSet(_PermissionByAction, viewsets.GenericViewSet):
+class ShareViewSet(PermissionByAction, viewsets.GenericViewSet):
     """Share one record with one user (a consultant), or take the share back."""
 
     serializer_class = ShareSerializer

@@ -1,7 +1,6 @@
 """/api/v1/patients/{id}/merge/, /merge-preview/, /unmerge/, /history/, /identify/ and the
 possible-duplicates queue at /api/v1/patient-duplicates/."""
 
-from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import filters, mixins, serializers, viewsets
@@ -9,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import VIEW, Actor, audit_list, audit_record
-from accounts.permissions import can
+from accounts.permissions import PermissionByAction
 from patients import duplicates, merge, selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
 from patients.models import MERGE_FIELDS, DuplicateCandidate, PatientHistory, PatientMerge
@@ -109,11 +108,12 @@ class IdentifyRequestSerializer(PatientSerializer):
         fields = [f for f in PatientSerializer.Meta.fields if f != "confirm_duplicate"] + ["reason"]
 
 
-class PatientIdentityViewSet(viewsets.GenericViewSet):
+class PatientIdentityViewSet(PermissionByAction, viewsets.GenericViewSet):
     """Identity actions on one patient; the patient is looked up in the user's scope (404)."""
 
     serializer_class = MergeSerializer
-    _action_perms = {
+    default_perm = "patients.view_patient"
+    action_perms = {
         "merge": merge.MERGE_PERM,
         "merge_preview": merge.MERGE_PERM,
         "unmerge": merge.MERGE_PERM,
@@ -122,16 +122,10 @@ class PatientIdentityViewSet(viewsets.GenericViewSet):
     }
 
     def get_queryset(self):
-        perm = self._action_perms.get(self.action, "patients.view_patient")
         include_deleted = self.action == "history"
         return selectors.patient_queryset(
-            user=self.request.user, perm=perm, include_deleted=include_deleted
+            user=self.request.user, perm=self.required_perm(), include_deleted=include_deleted
         )
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if not can(request.user, self._action_perms.get(self.action, "patients.view_patient")):
-            raise PermissionDenied
 
     def _duplicate(self, pk):
         qs = selectors.patient_queryset(
@@ -260,7 +254,8 @@ class PatientIdentityViewSet(viewsets.GenericViewSet):
         return Response(PatientSerializer(patient).data)
 
 
-class DuplicateCandidateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class DuplicateCandidateViewSet(PermissionByAction, mixins.ListModelMixin, viewsets.GenericViewSet):
+    default_perm = merge.MERGE_PERM
     """The open possible-duplicates queue (registrars and administrators)."""
 
     serializer_class = DuplicateCandidateSerializer
@@ -270,11 +265,6 @@ class DuplicateCandidateViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def get_queryset(self):
         return selectors.duplicate_queue(user=self.request.user)
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if not can(request.user, merge.MERGE_PERM):
-            raise PermissionDenied
 
     @extend_schema(summary="Open possible duplicates, best score first")
     def list(self, request, *args, **kwargs):

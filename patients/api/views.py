@@ -1,4 +1,3 @@
-from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -9,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import Actor, audit_list, audit_view
-from accounts.permissions import can
+from accounts.permissions import PermissionByAction
 from patients import selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
 from patients.filters import PatientFilter
@@ -45,6 +44,7 @@ def _identifier_inputs(items) -> list[services.IdentifierInput]:
     ),
 )
 class PatientViewSet(
+    PermissionByAction,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -56,7 +56,8 @@ class PatientViewSet(
     filter_backends = [DjangoFilterBackend]
     filterset_class = PatientFilter
 
-    _action_perms = {
+    default_perm = "patients.view_patient"
+    action_perms = {
         "create": "patients.add_patient",
         "update": "patients.change_patient",
         "partial_update": "patients.change_patient",
@@ -72,12 +73,6 @@ class PatientViewSet(
         return selectors.patient_queryset(
             user=user, include_deleted=include_deleted
         ).prefetch_related("identifiers__type")
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        perm = self._action_perms.get(self.action, "patients.view_patient")
-        if not can(request.user, perm):
-            raise PermissionDenied
 
     def list(self, request, *args, **kwargs):
         response = super().list(request, *args, **kwargs)

@@ -1,7 +1,6 @@
 import json
 from collections import Counter
 
-from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -15,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import Actor, audit_list, audit_view
-from accounts.permissions import can
+from accounts.permissions import PermissionByAction
 from studies import selectors, services
 from studies.api.serializers import (
     InstanceDetailSerializer,
@@ -26,11 +25,17 @@ from studies.api.serializers import (
     UploadResultSerializer,
     UploadSerializer,
 )
-from studies.export import EXPORT_PERM, export_zip
+from studies.export import EXPORT_PERM
 from studies.filters import StudyFilter
 from studies.forms import FrameParamsForm
 from studies.ingest import ADD_PERM, StudyFields
-from studies.responses import NoImage, frame_response, original_response, thumbnail_response
+from studies.responses import (
+    NoImage,
+    export_response,
+    frame_response,
+    original_response,
+    thumbnail_response,
+)
 from studies.uploads import ingest_upload
 
 
@@ -58,18 +63,6 @@ class DicomRenderer(PNGRenderer):
     format = "dcm"
 
 
-class _Scoped:
-    perm = selectors.VIEW
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if not can(request.user, self.required_perm()):
-            raise PermissionDenied
-
-    def required_perm(self) -> str:
-        return self.perm
-
-
 @extend_schema_view(
     list=extend_schema(summary="List studies (filters as on the study list page)"),
     retrieve=extend_schema(summary="One study with its series and instances"),
@@ -78,7 +71,7 @@ class _Scoped:
     ),
 )
 class StudyViewSet(
-    _Scoped,
+    PermissionByAction,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -88,12 +81,12 @@ class StudyViewSet(
     http_method_names = ["get", "patch", "post", "head", "options"]
     ordering_fields = ["study_datetime", "created_at"]
 
-    def required_perm(self) -> str:
-        return {
-            "partial_update": selectors.CHANGE,
-            "export": EXPORT_PERM,
-            "remove_images": services.REMOVE_PERM,
-        }.get(self.action, selectors.VIEW)
+    default_perm = selectors.VIEW
+    action_perms = {
+        "partial_update": selectors.CHANGE,
+        "export": EXPORT_PERM,
+        "remove_images": services.REMOVE_PERM,
+    }
 
     def get_serializer_class(self):
         return StudySerializer if self.action == "list" else StudyDetailSerializer
@@ -104,20 +97,8 @@ class StudyViewSet(
     )
     @action(detail=True, methods=["get"], renderer_classes=[ZipRenderer, renderers.JSONRenderer])
     def export(self, request, pk=None):
-        import tempfile
-
-        from django.http import FileResponse
-
         study = self.get_object()
-        handle = tempfile.TemporaryFile()
-        export_zip(actor=Actor.from_request(request), studies=[study], out=handle)
-        handle.seek(0)
-        return FileResponse(
-            handle,
-            as_attachment=True,
-            filename=f"study-{study.pk}.zip",
-            content_type="application/zip",
-        )
+        return export_response(Actor.from_request(request), [study], f"study-{study.pk}.zip")
 
     @extend_schema(
         summary="Remove the image files of the study, keeping the record (reason required)",
@@ -162,8 +143,9 @@ class StudyViewSet(
 
 
 @extend_schema_view(retrieve=extend_schema(summary="One series with its instances"))
-class SeriesViewSet(_Scoped, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class SeriesViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = SeriesDetailSerializer
+    default_perm = selectors.VIEW
 
     def get_queryset(self):
         return selectors.series_queryset(user=self.request.user).prefetch_related("instances")
@@ -180,11 +162,10 @@ def _not_found(exc: NoImage):
 
 
 @extend_schema_view(retrieve=extend_schema(summary="One instance"))
-class InstanceViewSet(_Scoped, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = InstanceDetailSerializer
-
-    def required_perm(self) -> str:
-        return ADD_PERM if self.action == "create" else selectors.VIEW
+    default_perm = selectors.VIEW
+    action_perms = {"create": ADD_PERM}
 
     def get_queryset(self):
         return selectors.instance_queryset(user=self.request.user)
