@@ -26,6 +26,13 @@ class StudiesConfig(AppConfig):
         # register and read images; clinicians read them.
         roles.extend(roles.RADIOLOGIST, "studies.change_study")
         roles.extend(roles.REGISTRAR, "studies.change_study")
+        # The managed pathology list (report finding codes, annotation labels, AI labels).
+        roles.extend(
+            roles.ADMINISTRATOR,
+            "studies.view_findingcode",
+            "studies.add_findingcode",
+            "studies.change_findingcode",
+        )
         # A patient's identity is visible to whoever may see one of their studies.
         extend_scope(Patient, "studies__department")
         # Merge moves a duplicate's studies (with their series, instances and derived images).

@@ -36,6 +36,7 @@ from studies.dicom import parse as dicom_parse
 from studies.dicom import secondary_capture
 from studies.dicom.errors import DicomError, ImageError
 from studies.models import Category, Instance, Series, Study, Urgency
+from studies.signals import instance_imported
 from studies.thumbnails import thumbnail_enqueue
 
 IMPORTED, DUPLICATE, REJECTED = "imported", "duplicate", "rejected"
@@ -288,6 +289,7 @@ def _record(
         study.save(update_fields=["modalities", "warnings"])
     if instance.is_image:
         transaction.on_commit(partial(thumbnail_enqueue, instance.pk))
+    instance_imported.send(sender=Instance, instance=instance, study=study, actor=actor)
     audit_record(
         actor=actor,
         action=CREATE,

@@ -30,6 +30,68 @@ class Urgency(models.TextChoices):
 URGENCY_RANK = {Urgency.STAT: 0, Urgency.URGENT: 1, Urgency.ROUTINE: 2}
 
 
+class ReadingStatus(models.TextChoices):
+    """Where the radiologists' reading of a study stands (the reporting issue drives it)."""
+
+    UNREAD = "unread", _("Unread")
+    IN_PROGRESS = "in_progress", _("In progress")
+    PRELIMINARY = "preliminary", _("Preliminary")
+    FINAL = "final", _("Final")
+    AMENDED = "amended", _("Amended")
+
+
+class FindingCode(models.Model):
+    """The managed list of pathologies: report finding codes, annotation labels and the labels of
+    AI findings all name one of these by ``code``. Administrators add and retire codes; a code is
+    never deleted once used (retire it with ``active=False``)."""
+
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    name_en = models.CharField(_("name (English)"), max_length=120)
+    name_ru = models.CharField(_("name (Russian)"), max_length=120)
+    description = models.TextField(_("description"), blank=True)
+    categories = models.JSONField(
+        _("study categories"),
+        default=list,
+        blank=True,
+        help_text=_("Study categories the code is offered for; empty means all."),
+    )
+    active = models.BooleanField(_("active"), default=True)
+    sort_order = models.PositiveSmallIntegerField(_("order"), default=100)
+
+    scope_path = None  # reference data: the permission decides, not a department
+
+    class Meta:
+        ordering = ["sort_order", "code"]
+        verbose_name = _("finding code")
+        verbose_name_plural = _("finding codes")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        """The name in the active language (Russian or English)."""
+        from django.utils.translation import get_language
+
+        return self.name_ru if (get_language() or "").startswith("ru") else self.name_en
+
+    @staticmethod
+    def code_for_label(label: str) -> str:
+        """The code naming a model's label: ``Pleural_Thickening`` → ``pleural-thickening``."""
+        from django.utils.text import slugify
+
+        return slugify(label.replace("_", " "))
+
+    @classmethod
+    def offered_for(cls, category: str):
+        """Active codes offered for a study category (codes without categories apply to all)."""
+        return [
+            c
+            for c in cls.objects.filter(active=True)
+            if not c.categories or category in c.categories
+        ]
+
+
 class Study(models.Model):
     study_uid = models.CharField(_("Study Instance UID"), max_length=64)
     patient = models.ForeignKey(
@@ -71,6 +133,30 @@ class Study(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     images_removed_reason = models.TextField(_("reason for removing images"), blank=True)
+    reading_status = models.CharField(
+        _("reading status"),
+        max_length=12,
+        choices=ReadingStatus.choices,
+        default=ReadingStatus.UNREAD,
+        db_index=True,
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("claimed by"),
+    )
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    ai_priority = models.PositiveSmallIntegerField(
+        _("AI priority"),
+        default=0,
+        help_text=_(
+            "Raised by positive AI findings; orders studies within the same clinical urgency "
+            "and never lowers it."
+        ),
+    )
 
     # Visible to the performing department and to the patient's department.
     scope_paths = ("department", "patient__department")

@@ -264,3 +264,37 @@ def test_a_lost_race_on_the_same_instance_never_deletes_the_winners_file(
     assert second.status == DUPLICATE
     assert default_storage.exists(winner.file.name)
     assert len(list(Path(default_storage.path("dicom")).rglob("*.dcm"))) == 1
+
+
+def test_instance_imported_is_sent_inside_the_transaction_once_per_new_instance(
+    registrar, department
+):
+    from django.db import connection
+
+    from studies.signals import instance_imported
+
+    PatientFactory(mrn="P-001", department=department)
+    seen = []
+
+    def receiver(sender, instance, study, actor, **kwargs):
+        seen.append((instance.pk, study.pk, actor.user_id, connection.in_atomic_block))
+
+    instance_imported.connect(receiver)
+    try:
+        data = _dicom()
+        result = ingest_file(actor=Actor(user=registrar), data=data, name="a.dcm")
+        ingest_file(actor=Actor(user=registrar), data=data, name="again.dcm")  # a duplicate
+    finally:
+        instance_imported.disconnect(receiver)
+    assert seen == [(result.instance_id, result.study_id, registrar.pk, True)]
+
+
+def test_finding_codes_are_seeded_and_name_model_labels():
+    from studies.models import FindingCode
+
+    assert FindingCode.code_for_label("Pleural_Thickening") == "pleural-thickening"
+    assert FindingCode.code_for_label("Enlarged Cardiomediastinum") == "enlarged-cardiomediastinum"
+    assert FindingCode.objects.filter(code="pneumonia", name_ru="Пневмония").exists()
+    chest = {c.code for c in FindingCode.offered_for(Category.CHEST_XRAY)}
+    assert {"pneumonia", "normal", "fracture"} <= chest
+    assert "scoliosis" not in chest
