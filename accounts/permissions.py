@@ -11,7 +11,9 @@ Two things decide what a user may access:
   of the user's. ``scope_path = None`` marks reference or administrative data that the
   permission alone decides (identifier types, departments, users, the audit).
 
-Scope is widened by explicit shares and emergency grants. ``share_paths`` names the paths to
+Scope is widened by explicit shares and emergency grants (for reading only: a ``view_``
+permission or ``None``; a share of the object itself with a change permission also opens it for
+that change). ``share_paths`` names the paths to
 objects whose shares extend to this model: ``("",)`` is the row itself, ``("patient",)`` the
 row's patient. A share is a django-guardian object permission in the shared model's direct
 foreign-key table (``UserObjectPermissionBase`` / ``GroupObjectPermissionBase`` subclasses,
@@ -123,14 +125,23 @@ def scope_q(model: type[Model], user, perm: str | None) -> Q:
             q |= Q(pk__in=matching.values("pk"))
         else:
             q |= Q(**{f"{path}__in": department_ids(user)})
+    reading = _is_read(perm)
     for path in share_paths(model):
         target = _target_model(model, path)
         lookup = f"{path}__pk__in" if path else "pk__in"
+        if path and not reading:
+            continue  # a share of the patient opens their studies for reading, not for changes
         codename = _codename(perm, target) if not path else f"view_{target._meta.model_name}"
         for subquery in _shared_ids(target, user, codename):
             q |= Q(**{lookup: subquery})
-        q |= Q(**{lookup: _emergency_ids(target, user)})
+        if reading:
+            # Break-glass is for reading in an emergency: it never opens a record for changes.
+            q |= Q(**{lookup: _emergency_ids(target, user)})
     return q
+
+
+def _is_read(perm: str | None) -> bool:
+    return perm is None or perm.split(".", 1)[-1].startswith("view_")
 
 
 def restrict(queryset: QuerySet, user, perm: str | None) -> QuerySet:

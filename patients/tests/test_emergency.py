@@ -129,3 +129,22 @@ def test_only_sharers_may_share(api_client, clinician, outsider, theirs):
     api_client.force_authenticate(clinician)
     payload = {"object_type": "patients.patient", "object_id": theirs.pk, "user": "outsider"}
     assert api_client.post("/api/v1/shares/", payload).status_code == 403
+
+
+def test_an_emergency_grant_opens_the_record_for_reading_only(registrar, theirs):
+    from django.utils import timezone
+
+    from accounts.permissions import restrict
+    from patients.models import Patient
+
+    EmergencyAccess.objects.create(
+        user=registrar,
+        patient_id=theirs.pk,
+        object_type="patients.patient",
+        object_id=theirs.pk,
+        reason=REASON,
+        expires_at=timezone.now() + timezone.timedelta(hours=1),
+    )
+    patients = Patient.objects.filter(pk=theirs.pk)
+    assert restrict(patients, registrar, "patients.view_patient").exists()
+    assert not restrict(patients, registrar, "patients.change_patient").exists()
