@@ -303,6 +303,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     # Chains new audit events into the hash chain; verify with `manage.py audit_verify`.
     "audit-seal": {"task": "accounts.tasks.audit_seal", "schedule": float(AUDIT_SEAL_INTERVAL)},
+    # Rescans the registry for likely duplicate patients (the registrars' review queue).
+    "patients-refresh-duplicates": {
+        "task": "patients.refresh_duplicates",
+        "schedule": float(env_int("DUPLICATES_REFRESH_SECONDS", 6 * 3600)),
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 HEALTH_CELERY_TIMEOUT = env_int("HEALTH_CELERY_TIMEOUT", 5)
