@@ -523,6 +523,7 @@
       this.selected = saved.id;
       this.closeForm();
       this.status(this.text.saved);
+      setTimeout(() => { if (this.root.querySelector("[data-info=status]").textContent === this.text.saved) this.status(""); }, 2000);
       await this.loadAnnotations();
     }
 
