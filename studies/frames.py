@@ -91,6 +91,19 @@ def cache_prune(max_bytes: int | None = None) -> int:
     return deleted
 
 
+def _decode(instance: Instance, frame: int, max_size: int | None):
+    """Decode from the file's path where the storage has one (only the frame is read), else
+    from the opened file (object storage)."""
+    try:
+        path = default_storage.path(instance.file.name)
+    except NotImplementedError:
+        path = None
+    if path is not None:
+        return raw_frame(path, frame, max_size=max_size)
+    with default_storage.open(instance.file.name, "rb") as handle:
+        return raw_frame(handle, frame, max_size=max_size)
+
+
 def frame_data(instance: Instance, *, frame: int, max_size: int | None = None):
     """``(open file positioned at the pixels, metadata)`` from the cache, decoding on a miss."""
     _require_file(instance)
@@ -101,8 +114,7 @@ def frame_data(instance: Instance, *, frame: int, max_size: int | None = None):
     if cached is not None:
         return cached
     try:
-        with default_storage.open(instance.file.name, "rb") as handle:
-            body, meta = raw_frame(handle, frame, max_size=max_size)
+        body, meta = _decode(instance, frame, max_size)
     except FrameIndexError:
         raise NoImage(
             _("There is no frame %(frame)d: this instance has %(count)d frame(s), from 0.")
@@ -118,7 +130,7 @@ def frame_data(instance: Instance, *, frame: int, max_size: int | None = None):
         return cached
     import io
 
-    return io.BytesIO(body), meta  # the cache could not be written: serve from memory
+    return io.BytesIO(bytes(body)), meta  # the cache could not be written: serve from memory
 
 
 def raw_frame_response(request, instance: Instance, *, frame: int, max_size: int | None = None):

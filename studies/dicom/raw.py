@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 
 def raw_frame(
     source: Source | BinaryIO, frame: int = 0, *, max_size: int | None = None
-) -> tuple[bytes, dict]:
+) -> tuple[bytes | memoryview, dict]:
     """Decode one frame and return ``(pixel bytes, metadata)``.
 
     Parameters
@@ -37,7 +37,7 @@ def raw_frame(
 
     Returns
     -------
-    (bytes, dict)
+    (bytes or memoryview, dict)
         Little-endian pixels, row by row, and a JSON-ready dict: ``rows``, ``columns`` (of the
         bytes sent), ``original_rows``, ``original_columns``, ``scale`` (original pixels per
         pixel sent), ``dtype`` (``int16``, ``uint16``, ``int32``, ``float32`` or ``rgb8``),
@@ -68,7 +68,8 @@ def raw_frame(
             pixels = _area_mean(pixels, factor)
         array, dtype = _narrow(pixels, integral=_integral(data) and factor == 1)
         low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-        body = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        array = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+        body = memoryview(array).cast("B")  # the pixels' own buffer, not a copy
     windows = [[c, w] for c, w in data.windows]
     default = windows[0] if windows else [(low + high) / 2.0, max(high - low, 1.0)]
     return body, {
@@ -109,6 +110,8 @@ def _narrow(pixels: np.ndarray, *, integral: bool) -> tuple[np.ndarray, str]:
     if not integral:
         return pixels.astype(np.float32, copy=False), "float32"
     low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+    if pixels.dtype.kind in "iu" and pixels.dtype.name in ("int16", "uint16", "int32"):
+        return pixels, pixels.dtype.name  # already a dtype a browser reads: no copy
     if low >= -32768 and high <= 32767:
         return pixels.astype(np.int16, copy=False), "int16"
     if low >= 0 and high <= 65535:

@@ -198,6 +198,12 @@ def apply_window(values: np.ndarray, window: Window, function: str = "LINEAR") -
         VOI LUT Function: ``LINEAR`` (default), ``LINEAR_EXACT`` or ``SIGMOID``.
     """
     center, width = float(window[0]), float(window[1])
+    values = np.asarray(values)
+    if values.dtype.kind in "iu" and values.size > 4096:
+        low, high = int(values.min()), int(values.max())
+        if high - low < 1 << 20:  # integers: window each distinct value once, then look up
+            lut = apply_window(np.arange(low, high + 1, dtype=np.int64), window, function)
+            return lut[values - low] if low else lut[values]
     values = np.asarray(values, dtype=np.float64)
     if function == "SIGMOID":
         scaled = 1.0 / (1.0 + np.exp(-4.0 * (values - center) / max(width, 1e-6)))
@@ -346,7 +352,10 @@ def _encode(image: np.ndarray, image_format: str) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format=image_format)
+    # zlib level 1: a 5-megapixel radiograph encodes about 3× faster than at the default 6 for
+    # some 15 % more bytes; a viewer waits on the encoder, not on the local network.
+    options = {"compress_level": 1} if image_format == "PNG" else {}
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format=image_format, **options)
     return buffer.getvalue()
 
 
