@@ -124,6 +124,10 @@ def frame_data(instance: Instance, *, frame: int, max_size: int | None = None):
         raise NoImage(_("This instance is a document; it has no image.")) from None
     except DicomError as exc:
         raise NoImage(_("This image cannot be rendered: %(reason)s") % {"reason": exc}) from None
+    except OSError:
+        raise NoImage(
+            _("The stored file of this image cannot be read; ask an administrator to check it.")
+        ) from None
     _store(path, body, meta)
     cached = _open_cached(path)
     if cached is not None:

@@ -365,3 +365,13 @@ def test_compare_refuses_another_patients_study(client, clinician, ct, import_fi
 def test_viewer_page_outside_scope_is_404(client, outsider, ct):
     client.force_login(outsider)
     assert client.get(f"/studies/{ct.series.study_id}/viewer/").status_code == 404
+
+
+def test_a_stored_file_gone_missing_is_a_clear_404_not_a_500(api_client, clinician, ct):
+    from django.core.files.storage import default_storage
+
+    default_storage.delete(ct.file.name)
+    api_client.force_authenticate(clinician)
+    response = api_client.get(f"/api/v1/instances/{ct.pk}/frames/0.raw")
+    assert response.status_code == 404
+    assert "cannot be read" in response.json()["error"]["message"]
