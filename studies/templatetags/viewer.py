@@ -28,7 +28,7 @@ def viewer_config(context, study, viewer_id="main"):
                 "id": s.pk,
                 "label": f"{s.modality} {s.number if s.number is not None else ''} "
                 f"{s.description}".strip(),
-                "thumbnail": reverse("studies:instance-thumbnail", args=[images[0].pk]),
+                "thumbnail": reverse("instance-thumbnail", args=[images[0].pk]),  # the API's
                 "instances": [
                     {
                         "id": i.pk,
