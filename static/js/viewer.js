@@ -150,13 +150,14 @@
       this.root.querySelectorAll(".series-thumb").forEach((b) => b.classList.toggle("active", Number(b.dataset.series) === n));
       this.slider.max = String(this.stack.length - 1);
       this.fitted = false;
+      this.fullResolution = false;
       this.setIndex(0);
     }
 
     frameUrl(item) {
       const base = this.config.urls.raw + "/" + item.instance.id + "/frames/" + item.frame + ".raw";
       const big = Math.max(item.instance.rows || 0, item.instance.columns || 0) > this.config.max_size;
-      return big ? base + "?max_size=" + this.config.max_size : base;
+      return big && !this.fullResolution ? base + "?max_size=" + this.config.max_size : base;
     }
 
     async setIndex(i, fromSync) {
@@ -207,6 +208,7 @@
       if (!this.window) this.window = meta.window.slice();
       if (first || !this.fitted) { this.fit(); this.fitted = true; }
       this.root.dataset.loaded = this.key;
+      this.root.dataset.scale = String(meta.scale);
       this.repaint();
     }
 
@@ -293,6 +295,11 @@
         ctx.globalAlpha = 1;
       }
       this.root.dataset.zoom = this.zoom.toFixed(3);
+      if (this.frame.meta.scale > 1 && this.zoom * this.frame.meta.scale > 1.5 && !this.fullResolution) {
+        // Zoomed in past the downsampled pixels: fetch this series at full resolution.
+        this.fullResolution = true;
+        this.setIndex(this.index, true);
+      }
       this.info("zoom", Math.round(this.zoom * 100) + "%");
       this.annotationsHere().forEach((a) => this.drawShape(a, a.id === this.selected ? "#ffeb3b" : "#00e5ff"));
       if (this.pending) this.drawShape(this.pending, "#ff9800");

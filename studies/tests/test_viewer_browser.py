@@ -183,3 +183,52 @@ def test_radiologist_reads_windows_scrolls_annotates_and_compares(
     page.keyboard.press("End")
     _wait_attr(right, "data-loaded", lambda v: v == f"{prior.pk}:4")
     page.screenshot(path=ARTIFACTS / "viewer-compare.png", full_page=True)
+
+
+def test_a_large_radiograph_loads_downsampled_then_full_and_shows_an_overlay(
+    page,  # noqa: F811
+    live_server,
+    clinician,
+    radiologist,
+    patient,
+):
+    import io
+
+    from django.core.files.base import ContentFile
+    from PIL import Image
+
+    from studies.models import DerivedImage
+
+    pixels = np.tile(np.arange(2600, dtype=np.uint16), (2600, 1)) % 4096
+    cr = _import(
+        radiologist,
+        to_bytes(make_dataset(pixels, Modality="CR", PhotometricInterpretation="MONOCHROME1")),
+    )
+    heat = io.BytesIO()
+    Image.new("RGBA", (260, 260), (255, 0, 0, 255)).save(heat, format="PNG")
+    overlay = DerivedImage(instance=cr, kind=DerivedImage.Kind.HEATMAP, source="m@1", label="x")
+    overlay.file.save("heat.png", ContentFile(heat.getvalue()), save=True)
+
+    page.goto(f"{live_server.url}/studies/{cr.series.study_id}/viewer/")
+    page.fill("#id_username", "clinician")
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    viewer = page.locator("#viewer-main")
+    _wait_attr(viewer, "data-loaded", lambda v: v == f"{cr.pk}:0")
+    assert viewer.get_attribute("data-scale") == "2"  # 2600 px > 2048: half the pixels first
+    assert viewer.locator("[data-tool=rect]").count() == 0  # clinicians read, they do not draw
+    overlays = viewer.locator(".viewer-overlays")
+    overlays.wait_for(state="visible")
+    deadline = time.monotonic() + 15
+    while (with_overlay := _pixel(page))[0] <= with_overlay[1] + 40:  # red shows at 50 %
+        assert time.monotonic() < deadline, f"no overlay drawn: {with_overlay}"
+        time.sleep(0.1)
+    overlays.locator("[data-overlay-toggle]").uncheck()
+    without = _pixel(page)
+    assert abs(without[0] - without[1]) < 3  # grey again
+    page.screenshot(path=ARTIFACTS / "viewer-large-overlay.png", full_page=True)
+    viewer.locator(".viewer-canvas").click()
+    page.keyboard.press("1")  # 1:1 needs the full-resolution pixels
+    _wait_attr(viewer, "data-scale", lambda v: v == "1")
+    assert float(viewer.get_attribute("data-zoom")) == pytest.approx(1.0)
+    page.screenshot(path=ARTIFACTS / "viewer-large-full.png", full_page=True)
