@@ -110,8 +110,8 @@ def _narrow(pixels: np.ndarray, *, integral: bool) -> tuple[np.ndarray, str]:
     if not integral:
         return pixels.astype(np.float32, copy=False), "float32"
     low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
-    if pixels.dtype.kind in "iu" and pixels.dtype.name in ("int16", "uint16", "int32"):
-        return pixels, pixels.dtype.name  # already a dtype a browser reads: no copy
+    if pixels.dtype.name in ("int16", "uint16"):
+        return pixels, pixels.dtype.name  # already 16 bits: sent without a copy
     if low >= -32768 and high <= 32767:
         return pixels.astype(np.int16, copy=False), "int16"
     if low >= 0 and high <= 65535:

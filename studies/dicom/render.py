@@ -30,7 +30,7 @@ class FrameData:
     """One decoded frame at full bit depth, with what a viewer needs to display it.
 
     ``pixels`` is ``(rows, columns)`` for grey images, holding modality-LUT output (Hounsfield
-    units for CT; float when a rescale applies), or ``(rows, columns, 3)`` RGB for colour.
+    units for CT; int32 for a whole-number rescale of integer pixels, float for another), or ``(rows, columns, 3)`` RGB for colour.
     """
 
     pixels: np.ndarray
@@ -97,6 +97,9 @@ def _read(source, frame: int):
             pixels = apply_color_lut(array, dataset)
         elif is_color:
             pixels = array[..., :3]
+        elif _integer_rescale(array, dataset, slope, intercept):
+            # Integers stay integers (int32): windowing then runs through a lookup table.
+            pixels = array.astype(np.int32) * int(slope) + int(intercept)
         else:
             pixels = apply_modality_lut(array, dataset)
     except Exception as exc:  # a broken LUT in the header
@@ -202,7 +205,7 @@ def apply_window(values: np.ndarray, window: Window, function: str = "LINEAR") -
     if values.dtype.kind in "iu" and values.size > 4096:
         low, high = int(values.min()), int(values.max())
         if high - low < 1 << 20:  # integers: window each distinct value once, then look up
-            lut = apply_window(np.arange(low, high + 1, dtype=np.int64), window, function)
+            lut = apply_window(np.arange(low, high + 1, dtype=np.float64), window, function)
             return lut[values - low] if low else lut[values]
     values = np.asarray(values, dtype=np.float64)
     if function == "SIGMOID":
@@ -360,6 +363,17 @@ def _encode(image: np.ndarray, image_format: str) -> bytes:
 
 
 # --- header values ---------------------------------------------------------------------------
+
+
+def _integer_rescale(array: np.ndarray, dataset, slope: float, intercept: float) -> bool:
+    """A linear rescale with whole slope and intercept on integer pixels (most CT)."""
+    return (
+        array.dtype.kind in "iu"
+        and array.dtype.itemsize <= 2
+        and "ModalityLUTSequence" not in dataset
+        and float(slope).is_integer()
+        and float(intercept).is_integer()
+    )
 
 
 def _frames(dataset) -> int:
