@@ -30,7 +30,8 @@ class FrameData:
     """One decoded frame at full bit depth, with what a viewer needs to display it.
 
     ``pixels`` is ``(rows, columns)`` for grey images, holding modality-LUT output (Hounsfield
-    units for CT; int32 for a whole-number rescale of integer pixels, float for another), or ``(rows, columns, 3)`` RGB for colour.
+    units for CT; int32 for a whole-number rescale of integer pixels, float for another), or
+    ``(rows, columns, 3)`` RGB for colour.
     """
 
     pixels: np.ndarray
