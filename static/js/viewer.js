@@ -709,6 +709,7 @@
         if (other === source) return;
         if (kind === "window" && (!linkWindow || linkWindow.checked) && source.window) {
           other.invert = source.invert;
+          other.root.querySelector("[data-preset]").value = source.root.querySelector("[data-preset]").value;
           if (other.frame) other.setWindow(source.window[0], source.window[1], true);
           else other.window = source.window.slice();
         } else if (kind === "scroll" && (!linkScroll || linkScroll.checked) && other.stack.length) {
