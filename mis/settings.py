@@ -192,6 +192,10 @@ if EMBEDDED:
 # Media is never served from a public URL: every file goes through
 # accounts.protected_files.protected_file_response, which checks scope and audits.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# The viewer's cache of decoded full-depth frames (keyed by file sha256 and frame; local disk
+# of each web host, never served directly; safe to delete at any time).
+FRAME_CACHE_DIR = Path(env_str("FRAME_CACHE_DIR", str(VAR_DIR / "frame-cache")))
+FRAME_CACHE_MAX_MB = env_int("FRAME_CACHE_MAX_MB", 2048)
 
 # Ingest limits: one file, one ZIP (uncompressed), one image's pixels.
 STUDIES_MAX_FILE_BYTES = env_int("STUDIES_MAX_FILE_BYTES", 2 * 1024**3)

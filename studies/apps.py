@@ -33,7 +33,19 @@ class StudiesConfig(AppConfig):
             "studies.add_findingcode",
             "studies.change_findingcode",
         )
+        # Annotations: radiologists draw them (the author alone edits or deletes one); everyone
+        # who may see a study reads them, clinicians included.
+        roles.extend(
+            roles.RADIOLOGIST,
+            "studies.view_annotation",
+            "studies.add_annotation",
+            "studies.change_annotation",
+            "studies.delete_annotation",
+        )
+        for role in (roles.CLINICIAN, roles.REGISTRAR, roles.ADMINISTRATOR):
+            roles.extend(role, "studies.view_annotation")
         # A patient's identity is visible to whoever may see one of their studies.
         extend_scope(Patient, "studies__department")
-        # Merge moves a duplicate's studies (with their series, instances and derived images).
+        # Merge moves a duplicate's studies (with their series, instances, derived images and
+        # annotations: those hang off the instance, so they need no registration of their own).
         register_patient_linked(Study)

@@ -77,3 +77,20 @@ def _patients_matching(name_q):
     from patients.models import Patient
 
     return Patient.objects.filter(name_q).values("pk")
+
+
+class AnnotationFilter(django_filters.FilterSet):
+    """Filters of ``/api/v1/annotations/``: by instance and frame, by study, label or author."""
+
+    instance = django_filters.NumberFilter(field_name="instance_id", label=_("Instance"))
+    frame = django_filters.NumberFilter(field_name="frame", label=_("Frame"))
+    study = django_filters.NumberFilter(field_name="instance__series__study_id", label=_("Study"))
+    label = django_filters.CharFilter(field_name="label__code", label=_("Label"))
+    author = django_filters.NumberFilter(field_name="author_id", label=_("Author"))
+    mine = django_filters.BooleanFilter(method="filter_mine", label=_("Only mine"))
+
+    def filter_mine(self, queryset, name, value):
+        if value is None or self.request is None:
+            return queryset
+        user_id = self.request.user.pk
+        return queryset.filter(author_id=user_id) if value else queryset.exclude(author_id=user_id)

@@ -320,3 +320,65 @@ class DerivedImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.instance_id} frame {self.frame}"
+
+
+class Annotation(models.Model):
+    """A region drawn on one frame of an instance: a rectangle (rotatable about its centre) or an
+    ellipse, in image pixels, labelled from the managed pathology list. Authors change and delete
+    their own; everyone who may see the study sees them. It hangs off the instance, so a patient
+    merge moves it with the study (no patient key of its own that could disagree)."""
+
+    class Shape(models.TextChoices):
+        RECT = "rect", _("Rectangle")
+        ELLIPSE = "ellipse", _("Ellipse")
+
+    instance = models.ForeignKey(
+        Instance, on_delete=models.CASCADE, related_name="annotations", verbose_name=_("instance")
+    )
+    frame = models.PositiveIntegerField(_("frame"), default=0)
+    shape = models.CharField(_("shape"), max_length=8, choices=Shape.choices)
+    # Centre, size and rotation in image pixels (columns, rows) of the full-resolution frame.
+    x = models.FloatField(_("centre x"))
+    y = models.FloatField(_("centre y"))
+    width = models.FloatField(_("width"))
+    height = models.FloatField(_("height"))
+    angle = models.FloatField(_("angle in degrees"), default=0.0)
+    label = models.ForeignKey(
+        FindingCode, on_delete=models.PROTECT, related_name="+", verbose_name=_("label")
+    )
+    comment = models.TextField(_("comment"), blank=True, max_length=2000)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    scope_paths = (
+        "instance__series__study__department",
+        "instance__series__study__patient__department",
+    )
+    scope_path = "instance__series__study__department"
+    share_paths = ("instance__series__study", "instance__series__study__patient")
+
+    class Meta:
+        ordering = ["instance", "frame", "id"]
+        verbose_name = _("annotation")
+        verbose_name_plural = _("annotations")
+        indexes = [models.Index(fields=["instance", "frame"], name="annotation_instance_frame")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(width__gt=0) & models.Q(height__gt=0),
+                name="annotation_positive_size",
+                violation_error_message=_("An annotation needs a positive width and height."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.shape} {self.label_id} on {self.instance_id}/{self.frame}"
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.instance.series.study.patient_id

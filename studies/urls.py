@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from studies import views
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("patient/<int:patient_id>/export.zip", views.patient_export, name="patient-export"),
     path("instances/<int:pk>/file/", views.instance_file, name="instance-file"),
     path("instances/<int:pk>/thumbnail.png", views.instance_thumbnail, name="instance-thumbnail"),
+    path("", include("studies.viewer_urls")),
 ]

@@ -137,3 +137,12 @@ def test_a_file_object_is_left_where_it_was():
     stream = io.BytesIO((TEST_FILES / "MR_small.dcm").read_bytes())
     assert render_frame(stream).shape == (64, 64)
     assert stream.tell() == 0
+
+
+def test_windowing_integers_through_a_lookup_table_matches_the_formula():
+    from studies.dicom.render import apply_window
+
+    values = np.arange(-3000, 30000, 3, dtype=np.int32).reshape(-1, 1)
+    for function in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
+        expected = apply_window(values.astype(np.float64), (40.0, 400.0), function)
+        assert np.array_equal(apply_window(values, (40.0, 400.0), function), expected)

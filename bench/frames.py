@@ -1,0 +1,256 @@
+"""Bench: serving frames to a viewer, ours against Orthanc on the same files, in one run.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/mis_bench \\
+        .venv/bin/python bench/frames.py [--cold 8] [--warm 20] [--workers 2]
+
+* Two images: a 512×512 16-bit CT slice and a 2000×2500 16-bit CR image (uncompressed).
+* Debian's Orthanc beside our gunicorn (production settings, audit on, the bench database),
+  both fed the same files. Orthanc's storage cache is off (``MaximumStorageCacheSize`` 0) and
+  ours starts with an empty frame cache.
+* Pairs compared: our rendered 8-bit PNG (``/api/v1/instances/{id}/frames/0.png``) against
+  Orthanc's ``/instances/{id}/preview``; our full-depth raw frame
+  (``/api/v1/instances/{id}/frames/0.raw``) against Orthanc's ``/instances/{id}/frames/0/raw``.
+* **Cold**: every sample is the first read of a copy of the image that nobody has read yet
+  (its own study, so ours also writes the viewing-window audit event), each endpoint on copies
+  of its own. **Warm**: the same copy read again and again (our frame cache, Orthanc's
+  parsed-file cache, the audit window already open).
+* The operating system's page cache is not dropped (that would disturb other work on the
+  machine): both servers read files they have just written, alike.
+
+Prints a table (p50/p95 in ms, bytes) and, as the last line, one JSON object; the target is
+cold p50 of ours no slower than Orthanc's for each pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+
+from ingest import free_port, multipart, prepare_django, start_ours, wait_http  # noqa: E402
+
+IMAGES = {"ct_512": (512, 512, "CT"), "cr_2000x2500": (2500, 2000, "CR")}
+PAIRS = {
+    "png": ("/api/v1/instances/{ours}/frames/0.png", "/instances/{orthanc}/preview"),
+    "raw": ("/api/v1/instances/{ours}/frames/0.raw", "/instances/{orthanc}/frames/0/raw"),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cold", type=int, default=8, help="cold samples per endpoint")
+    parser.add_argument("--warm", type=int, default=20, help="warm samples per endpoint")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of ours")
+    return parser.parse_args()
+
+
+def image_file(rows: int, columns: int, modality: str, seed: int) -> bytes:
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    sop_class = "1.2.840.10008.5.1.4.1.1.2" if modality == "CT" else "1.2.840.10008.5.1.4.1.1.1"
+    rng = np.random.default_rng(seed)
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientID = "BENCH-FRAMES"
+    ds.PatientName = "Bench^Frames"
+    ds.Modality = modality
+    ds.StudyDate, ds.StudyTime = "20261122", "101500"
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    if modality == "CT":
+        ds.RescaleIntercept, ds.RescaleSlope = -1024, 1
+        ds.WindowCenter, ds.WindowWidth = 40, 400
+        ds.PixelSpacing = [0.7, 0.7]
+    else:
+        ds.WindowCenter, ds.WindowWidth = 2048, 4096
+        ds.ImagerPixelSpacing = [0.15, 0.15]
+    # A smooth body with noise, like an image (pure noise would flatter no PNG encoder).
+    y, x = np.mgrid[0:rows, 0:columns]
+    body = 1500 + 1000 * np.sin(x / 97.0) * np.cos(y / 131.0)
+    ds.PixelData = (
+        (body + rng.normal(0, 40, (rows, columns))).clip(0, 4095).astype(np.uint16).tobytes()
+    )
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def start_orthanc(scratch: Path):
+    binary = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
+    if not Path(binary).exists():
+        raise SystemExit("Debian's orthanc is not installed: apt-get install orthanc")
+    port = free_port()
+    config = {
+        "Name": "bench-frames",
+        "StorageDirectory": str(scratch / "orthanc-storage"),
+        "IndexDirectory": str(scratch / "orthanc-index"),
+        "HttpPort": port,
+        "DicomServerEnabled": False,
+        "RemoteAccessAllowed": True,
+        "AuthenticationEnabled": False,
+        "MaximumStorageCacheSize": 0,  # cold reads come from the storage area
+        "Plugins": [],
+    }
+    (scratch / "orthanc.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [binary, str(scratch / "orthanc.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_http(port, "/system")
+    return process, port
+
+
+def post(port: int, path: str, body: bytes, headers: dict) -> dict:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    connection.request("POST", path, body=body, headers=headers)
+    response = connection.getresponse()
+    payload = response.read()
+    connection.close()
+    if response.status >= 300:
+        raise SystemExit(f"upload to {port}{path} failed: {response.status} {payload[:300]!r}")
+    return json.loads(payload)
+
+
+def upload(files: list[bytes], our_port: int, orthanc_port: int, token: str) -> list[tuple]:
+    """Each file to both servers; [(our instance id, Orthanc instance id), ...]."""
+    ids = []
+    for data in files:
+        body, content_type = multipart([data])
+        ours = post(
+            our_port,
+            "/api/v1/instances/",
+            body,
+            {"Content-Type": content_type, "Authorization": f"Token {token}"},
+        )
+        result = ours["results"][0]
+        if result["status"] != "imported":
+            raise SystemExit(f"our import failed: {result}")
+        theirs = post(orthanc_port, "/instances", data, {"Content-Type": "application/dicom"})
+        ids.append((result["instance"], theirs["ID"]))
+    return ids
+
+
+def timed_get(connection: http.client.HTTPConnection, path: str, headers: dict) -> tuple:
+    started = time.perf_counter()
+    connection.request("GET", path, headers=headers)
+    response = connection.getresponse()
+    payload = response.read()
+    seconds = time.perf_counter() - started
+    if response.status != 200:
+        raise SystemExit(f"GET {path}: {response.status} {payload[:300]!r}")
+    return seconds * 1000.0, len(payload)
+
+
+def summary(samples: list[tuple]) -> dict:
+    times = sorted(ms for ms, _ in samples)
+    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    return {
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(p95, 1),
+        "n": len(times),
+        "bytes": samples[0][1],
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    token, _config = prepare_django()
+    results: dict = {"cold_samples": args.cold, "warm_samples": args.warm, "pairs": {}}
+    with tempfile.TemporaryDirectory(prefix="mis-bench-frames-") as scratch_name:
+        scratch = Path(scratch_name)
+        os.environ["FRAME_CACHE_DIR"] = str(scratch / "frame-cache")
+        os.environ["AUDIT_READS"] = "true"
+        orthanc, orthanc_port = start_orthanc(scratch)
+        ours, our_port = start_ours(scratch, args.workers)
+        try:
+            auth = {"Authorization": f"Token {token}"}
+            # The floor of each server on this machine: an empty request (ours without the
+            # database; Orthanc's /system), for reading the figures below.
+            for target, port, path in (
+                ("ours", our_port, "/health/live"),
+                ("orthanc", orthanc_port, "/system"),
+            ):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                floor = summary([timed_get(connection, path, {}) for _ in range(args.warm)])
+                connection.close()
+                results.setdefault("floor", {})[target] = floor
+                print(f"floor {target:<8} {path:<14} p50 {floor['p50_ms']:6.1f} ms")
+            for name, (rows, columns, modality) in IMAGES.items():
+                seed = 0
+                for kind, (our_path, their_path) in PAIRS.items():
+                    files = [
+                        image_file(rows, columns, modality, seed + i) for i in range(args.cold)
+                    ]
+                    seed += args.cold
+                    print(f"{name} {kind}: uploading {len(files)} copies to both…", file=sys.stderr)
+                    ids = upload(files, our_port, orthanc_port, token)
+                    shutil.rmtree(scratch / "frame-cache", ignore_errors=True)
+                    for target in ("orthanc", "ours"):
+                        port = our_port if target == "ours" else orthanc_port
+                        path = our_path if target == "ours" else their_path
+                        headers = auth if target == "ours" else {}
+                        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+                        timed_get(
+                            connection, "/system" if target == "orthanc" else "/health/live", {}
+                        )
+                        cold = [
+                            timed_get(connection, path.format(ours=o, orthanc=t), headers)
+                            for o, t in ids
+                        ]
+                        o, t = ids[0]
+                        warm = [
+                            timed_get(connection, path.format(ours=o, orthanc=t), headers)
+                            for _ in range(args.warm)
+                        ]
+                        connection.close()
+                        entry = results["pairs"].setdefault(f"{name}/{kind}", {})
+                        entry[target] = {"cold": summary(cold), "warm": summary(warm)}
+                        c, w = entry[target]["cold"], entry[target]["warm"]
+                        print(
+                            f"{name:<13} {kind:<4} {target:<8} cold p50 {c['p50_ms']:8.1f} ms "
+                            f"p95 {c['p95_ms']:8.1f} | warm p50 {w['p50_ms']:8.1f} ms "
+                            f"p95 {w['p95_ms']:8.1f} | {c['bytes']:>9} bytes"
+                        )
+        finally:
+            for process in (ours, orthanc):
+                process.terminate()
+                process.wait(timeout=30)
+    met = {}
+    for pair, entry in results["pairs"].items():
+        ratio = entry["ours"]["cold"]["p50_ms"] / max(entry["orthanc"]["cold"]["p50_ms"], 1e-6)
+        entry["cold_p50_ours_over_orthanc"] = round(ratio, 2)
+        met[pair] = ratio <= 1.0
+        print(f"{pair}: cold p50 ours/Orthanc = {ratio:.2f} (target ≤ 1.0)")
+    results["target"] = "cold p50 ours <= Orthanc"
+    results["met"] = met
+    print(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
