@@ -1,0 +1,14 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from diagnostics.api.views import AnalysisRunViewSet, FindingViewSet, PredictView
+
+router = DefaultRouter()
+router.register("analysis-runs", AnalysisRunViewSet, basename="analysisrun")
+router.register("findings", FindingViewSet, basename="finding")
+
+urlpatterns = [
+    path("predict", PredictView.as_view(), name="predict"),
+    path("predict/", PredictView.as_view(), name="predict-slash"),
+    *router.urls,
+]
