@@ -175,6 +175,6 @@ class PredictMetadataSerializer(serializers.Serializer):
 
 
 class PredictResponseSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=["success"])
+    status = serializers.CharField(help_text=_('Always "success" (errors use the error shape).'))
     prediction = PredictionSerializer()
     metadata = PredictMetadataSerializer()

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from diagnostics.api.views import AnalysisRunViewSet, FindingViewSet, PredictView
+from diagnostics.api.views import AnalysisRunViewSet, FindingViewSet, PredictSlashView, PredictView
 
 router = DefaultRouter()
 router.register("analysis-runs", AnalysisRunViewSet, basename="analysisrun")
@@ -9,6 +9,6 @@ router.register("findings", FindingViewSet, basename="finding")
 
 urlpatterns = [
     path("predict", PredictView.as_view(), name="predict"),
-    path("predict/", PredictView.as_view(), name="predict-slash"),
+    path("predict/", PredictSlashView.as_view(), name="predict-slash"),
     *router.urls,
 ]

@@ -184,3 +184,8 @@ class PredictView(APIView):
         except PredictError as exc:
             return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
         return Response(body)
+
+
+@extend_schema(exclude=True)  # the same endpoint as /api/v1/predict, documented once
+class PredictSlashView(PredictView):
+    pass
