@@ -109,7 +109,7 @@ class FeedbackResultSerializer(serializers.Serializer):
 class AIModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = AIModel
-        fields = ["name", "version", "title", "state", "active", "problem"]
+        fields = ["id", "name", "version", "title", "state", "active", "problem", "labels"]
 
 
 # -- POST /api/v1/predict --------------------------------------------------------------------

@@ -10,6 +10,7 @@ from accounts.audit import Actor, audit_list, audit_view
 from accounts.permissions import PermissionByAction, can
 from diagnostics import selectors, services
 from diagnostics.api.serializers import (
+    AIModelSerializer,
     AnalysisRunDetailSerializer,
     AnalysisRunSerializer,
     FeedbackResultSerializer,
@@ -20,7 +21,7 @@ from diagnostics.api.serializers import (
     RunRequestSerializer,
 )
 from diagnostics.filters import AnalysisRunFilter
-from diagnostics.models import Finding
+from diagnostics.models import AIModel, Finding
 from diagnostics.registry import model_resolve
 from mis.api import error_body
 from studies import selectors as study_selectors
@@ -129,6 +130,25 @@ class FindingViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.Gen
                 "updated_at": feedback.updated_at,
             }
         )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="The registered AI models: state (available / unavailable / invalid), active, "
+        "problem"
+    ),
+    retrieve=extend_schema(summary="One AI model"),
+)
+class AIModelViewSet(
+    PermissionByAction, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = AIModelSerializer
+    default_perm = selectors.VIEW_RUN
+    ordering_fields = ["name", "version"]
+    filterset_fields = ["name", "state", "active"]
+
+    def get_queryset(self):
+        return AIModel.objects.order_by("name", "-version")
 
 
 class PredictView(APIView):

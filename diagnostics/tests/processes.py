@@ -77,18 +77,20 @@ class RedisServer:
 
 @contextlib.contextmanager
 def broker(url: str):
-    """Point this process's Celery app at ``url`` (and back afterwards)."""
+    """Point this process's Celery app at ``url`` (and back afterwards). Celery reads the
+    ``CELERY_BROKER_URL`` environment variable before its configuration, so both change."""
     from mis.celery import app
 
     saved = (app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager)
+    saved_env = os.environ.get("CELERY_BROKER_URL")
 
     def reset():
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Drop the references only: kombu keeps pools per URL and hands them out again.
         app._pool = None
         app.amqp._producer_pool = None
 
     reset()
+    os.environ["CELERY_BROKER_URL"] = url
     app.conf.broker_url = url
     app.conf.broker_transport_options = {"socket_connect_timeout": 1, "socket_timeout": 2}
     app.conf.task_always_eager = False
@@ -96,6 +98,10 @@ def broker(url: str):
         yield app
     finally:
         reset()
+        if saved_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved_env
         app.conf.broker_url, app.conf.broker_transport_options, app.conf.task_always_eager = saved
 
 

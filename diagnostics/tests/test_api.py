@@ -178,3 +178,20 @@ def test_the_api_docs_define_severity_and_confidence_score(api_client, administr
     assert "/api/v1/predict" in schema and "/api/v1/analysis-runs/" in schema
     assert "max(p, 1 − p)" in schema or "max(p, 1 \\u2212 p)" in schema
     assert "at or above the high cut point" in schema
+
+
+def test_the_models_list_says_plainly_which_are_unavailable(api_client, clinician, ai_model):
+    from diagnostics.models import AIModel
+
+    AIModel.objects.create(
+        name="chest-pathologies",
+        version="1.0.0",
+        state="unavailable",
+        problem="chest-pathologies@1.0.0: no weights are installed (use manage.py import_weights).",
+        folder="/x",
+    )
+    api_client.force_authenticate(clinician)
+    rows = {r["name"]: r for r in api_client.get("/api/v1/ai-models/").json()["results"]}
+    assert rows["lesion"]["state"] == "available" and rows["lesion"]["labels"] == ["lesion"]
+    assert rows["chest-pathologies"]["state"] == "unavailable"
+    assert "no weights are installed" in rows["chest-pathologies"]["problem"]
