@@ -285,7 +285,10 @@ _broker_url = env_str("CELERY_BROKER_URL", required=PRODUCTION)
 if _broker_url:
     CELERY_BROKER_URL = _broker_url
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _broker_url)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    # A broker that does not answer must not hang an upload's publish on commit for long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 3)
+    }
 else:
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "results", "control"):

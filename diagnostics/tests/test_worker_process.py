@@ -172,7 +172,8 @@ def test_broker_down_at_upload_the_upload_succeeds_and_the_run_is_sent_later(
             result = ingest(chest_dicom())
         took = time.monotonic() - started
         run = AnalysisRun.objects.get(instance_id=result.instance_id)
-        assert result.status == "imported" and took < 10, f"upload took {took:.1f}s"
+        print(f"upload with the broker down took {took:.2f}s")
+        assert result.status == "imported" and took < 5, f"upload took {took:.1f}s"
         assert run.status == "queued" and run.enqueued_at is None
         server.start()
         try:
