@@ -89,7 +89,7 @@ def study_ai(*, user, study: Study) -> StudyAI:
     for finding in findings:
         finding.display_name = names.get(finding.label, finding.label)
         finding.percent = round(finding.probability * 100, 1)
-        finding.threshold_percent = round(finding.threshold * 100, 1)
+        finding.threshold_percent = round(finding.threshold * 100, 2)
         finding.my_feedback = mine.get(finding.pk)
     grouped: dict[int, InstanceResults] = {}
     for run in runs:
