@@ -49,6 +49,8 @@ def study_run(request, pk: int):
     study = _study(request, pk)
     model = None
     if request.POST.get("model"):
+        if not request.POST["model"].isdigit():
+            raise Http404
         model = AIModel.objects.filter(pk=request.POST["model"]).first()
         if model is None:
             raise Http404
