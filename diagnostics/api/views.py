@@ -1,3 +1,5 @@
+import hashlib
+
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status, viewsets
@@ -6,7 +8,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.audit import Actor, audit_list, audit_view
+from accounts.audit import Actor, audit_list, audit_record, audit_view
 from accounts.permissions import PermissionByAction, can
 from diagnostics import selectors, services
 from diagnostics.api.serializers import (
@@ -197,12 +199,19 @@ class PredictView(APIView):
                 ),
                 status=413,
             )
+        data = upload.read()
         try:
-            body = predict_image(
-                data=upload.read(), model_spec=payload.validated_data.get("model", "")
-            )
+            body = predict_image(data=data, model_spec=payload.validated_data.get("model", ""))
         except PredictError as exc:
             return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        # Who ran which model on which image (by hash: the image itself is not kept).
+        audit_record(
+            actor=Actor.from_request(request),
+            action="predict",
+            object_type="diagnostics.aimodel",
+            object_id=f"{body['metadata']['model']}@{body['metadata']['model_version']}",
+            details={"image_sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)},
+        )
         return Response(body)
 
 

@@ -124,6 +124,8 @@ def test_predict_answers_in_the_documented_shape(predictor, url):
     meta = body["metadata"]
     assert (meta["model"], meta["model_version"]) == ("lesion", "1.0.0")
     assert meta["timestamp"] and meta["warnings"] == []
+    event = AuditEvent.objects.filter(action="predict").last()
+    assert event.object_id == "lesion@1.0.0" and len(event.details["image_sha256"]) == 64
 
 
 def test_predict_on_a_png_warns_about_what_the_file_does_not_tell(predictor):
