@@ -210,6 +210,18 @@ ML_WEIGHTS_DIR = Path(env_str("ML_WEIGHTS_DIR", str(BASE_DIR / "ml_weights")))
 ML_DATASETS_DIR = Path(env_str("ML_DATASETS_DIR", str(BASE_DIR.parent / "shared" / "datasets")))
 # Threads per inference or training process (the hospital's CPU budget per worker).
 ML_THREADS = env_int("ML_THREADS", 2)
+# Analysis runs: a running run holds a lease this long; the sweeper (beat, every
+# DIAGNOSTICS_SWEEP_SECONDS) gives expired leases back to the queue and re-sends runs still
+# queued after DIAGNOSTICS_RESEND_SECONDS; a run fails after DIAGNOSTICS_MAX_ATTEMPTS claims.
+DIAGNOSTICS_LEASE_SECONDS = env_int("DIAGNOSTICS_LEASE_SECONDS", 120)
+DIAGNOSTICS_SWEEP_SECONDS = env_int("DIAGNOSTICS_SWEEP_SECONDS", 30)
+DIAGNOSTICS_RESEND_SECONDS = env_int("DIAGNOSTICS_RESEND_SECONDS", 300)
+DIAGNOSTICS_MAX_ATTEMPTS = env_int("DIAGNOSTICS_MAX_ATTEMPTS", 3)
+# Feedback-based sensitivity and specificity are shown from this many labelled cases per class.
+DIAGNOSTICS_MONITORING_MIN_CASES = env_int("DIAGNOSTICS_MONITORING_MIN_CASES", 10)
+# POST /api/v1/predict: the model used when the request names none (NAME or NAME@VERSION).
+PREDICT_DEFAULT_MODEL = env_str("PREDICT_DEFAULT_MODEL", "pneumonia")
+PREDICT_MAX_BYTES = env_int("PREDICT_MAX_BYTES", 64 * 1024 * 1024)
 MEDIA_URL = "/protected/"
 PROTECTED_FILES_BACKEND = env_choice("PROTECTED_FILES_BACKEND", ("django", "nginx"), "django")
 PROTECTED_FILES_NGINX_PREFIX = env_str("PROTECTED_FILES_NGINX_PREFIX", "/_protected/")
@@ -277,7 +289,10 @@ _broker_url = env_str("CELERY_BROKER_URL", required=PRODUCTION)
 if _broker_url:
     CELERY_BROKER_URL = _broker_url
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _broker_url)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+    # A broker that does not answer must not hang an upload's publish on commit for long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 3)
+    }
 else:
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "results", "control"):
@@ -295,7 +310,10 @@ else:
         "CELERY_RESULT_BACKEND", "file://" + str(_broker_dir / "results")
     )
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_ROUTES = {"mis.health.ping": {"queue": "health"}}
+CELERY_TASK_ROUTES = {
+    "mis.health.ping": {"queue": "health"},
+    "diagnostics.analyse": {"queue": "inference"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_RESULT_EXPIRES = 3600
@@ -311,6 +329,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "patients-refresh-duplicates": {
         "task": "patients.refresh_duplicates",
         "schedule": float(env_int("DUPLICATES_REFRESH_SECONDS", 6 * 3600)),
+    },
+    # Expired leases back to the queue, stuck queued runs re-sent (diagnostics/services.py).
+    "diagnostics-sweep": {
+        "task": "diagnostics.sweep",
+        "schedule": float(DIAGNOSTICS_SWEEP_SECONDS),
     },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -352,6 +375,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"AnalysisRunStatusEnum": "diagnostics.models.AnalysisRun.Status"},
 }
 
 # --- Caches and logging --------------------------------------------------------------------

@@ -13,6 +13,8 @@ from diagnostics.ml.images import GreyImage
 from diagnostics.ml.nets import build
 from diagnostics.ml.predict import gradcam, load, predict
 
+pytestmark = pytest.mark.django_db  # the commands also update the model registry
+
 SHIPPED = Path(__file__).resolve().parents[2] / "ml_weights" / "chest-pathologies" / "1.0.0"
 
 

@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = (
         "Install a weights file for a model whose weights are not shipped (chest-pathologies). "
         "The file's sha256 must match --sha256; the card records it and the model becomes "
-        "available."
+        "available and active."
     )
 
     def add_arguments(self, parser):
@@ -32,9 +32,12 @@ class Command(BaseCommand):
             card = install_weights(folder, Path(options["path"]), options["sha256"])
         except MLError as exc:
             raise CommandError(str(exc)) from None
+        from diagnostics.registry import registry_sync
+
+        registry_sync(root=Path(options["weights_dir"]), activate=card.key)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Installed weights for {card.key} (sha256 {card.data['sha256']}); the model is "
-                "available."
+                "available and active."
             )
         )

@@ -16,6 +16,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--weights-dir", default=str(settings.ML_WEIGHTS_DIR))
+        parser.add_argument(
+            "--no-sync",
+            action="store_true",
+            help="Only list and validate; do not update the registry (AIModel rows).",
+        )
 
     def handle(self, *args, **options):
         from diagnostics.ml.card import discover
@@ -41,6 +46,15 @@ class Command(BaseCommand):
                     if applies.get("view_positions")
                     else ""
                 )
+            )
+        if not options["no_sync"]:
+            from diagnostics.registry import registry_sync
+
+            report = registry_sync(root=Path(options["weights_dir"]))
+            active = [m.key for m in report.models if m.active]
+            self.stdout.write(
+                f"Registry: {len(report.models)} model version(s), active: "
+                + (", ".join(active) or "none")
             )
         for problem in problems:
             self.stderr.write(self.style.ERROR(problem))
