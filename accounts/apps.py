@@ -23,3 +23,27 @@ class AccountsConfig(AppConfig):
         from accounts import signals  # noqa: F401
 
         post_migrate.connect(_sync_roles, dispatch_uid="accounts.sync_roles")
+        _watch_scope_extras()
+
+
+def _watch_scope_extras():
+    """Shares, emergency grants and group memberships widen restrict()'s scope: a change to
+    any of them makes the per-request answer of ``accounts.permissions._extras`` stale."""
+    from django.apps import apps
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+    from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+    from accounts.models import EmergencyAccess, User
+    from accounts.permissions import scope_extras_changed
+
+    watched = [EmergencyAccess] + [
+        model
+        for model in apps.get_models()
+        if issubclass(model, (UserObjectPermissionBase, GroupObjectPermissionBase))
+    ]
+    for model in watched:
+        for signal in (post_save, post_delete):
+            signal.connect(scope_extras_changed, sender=model, dispatch_uid=f"extras-{model}")
+    m2m_changed.connect(
+        scope_extras_changed, sender=User.groups.through, dispatch_uid="extras-groups"
+    )

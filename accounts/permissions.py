@@ -85,18 +85,79 @@ def _codename(perm: str | None, model: type[Model]) -> str:
     return f"view_{model._meta.model_name}"
 
 
-def _shared_ids(target: type[Model], user, codename: str) -> list[QuerySet]:
-    """Subqueries of the ids of ``target`` rows shared with the user (directly or by group)."""
+def _share_tables(target: type[Model]) -> list[tuple[type[Model], str]]:
+    """The direct foreign-key tables holding shares of ``target``: (model, "user"/"group")."""
     from guardian.utils import get_group_obj_perms_model, get_user_obj_perms_model
 
+    tables = []
+    for perms_model, who in (
+        (get_user_obj_perms_model(target), "user"),
+        (get_group_obj_perms_model(target), "group"),
+    ):
+        if not perms_model.objects.is_generic():  # only direct foreign-key tables hold shares
+            tables.append((perms_model, who))
+    return tables
+
+
+_extras_generation = 0
+
+
+def scope_extras_changed(**kwargs) -> None:
+    """Signal receiver: a share, an emergency grant or a group membership changed, so the
+    per-request answers of ``_extras`` are stale (connected in accounts.apps)."""
+    global _extras_generation
+    _extras_generation += 1
+
+
+def _extras(user, targets: list[type[Model]]) -> set[tuple[str, str]]:
+    """Which ``("share"|"emergency", target label)`` the user holds at all, in one query,
+    remembered on the user object (one request) until a share or grant changes. Most users hold
+    none: their scope is then the plain department filter, without the share and emergency
+    subqueries (cheaper to build and to run)."""
+    from django.db import connection
+
+    from accounts.models import EmergencyAccess
+
+    labels = sorted({t._meta.label_lower for t in targets})
+    cached = getattr(user, "_scope_extras", None)
+    if cached is not None and cached[0] == _extras_generation and set(labels) <= cached[1]:
+        return cached[2]
+    parts, params, keys = [], [], []
+    groups_table = user.groups.through._meta.db_table
+    for target in sorted(set(targets), key=lambda t: t._meta.label_lower):
+        label = target._meta.label_lower
+        for perms_model, who in _share_tables(target):
+            table = connection.ops.quote_name(perms_model._meta.db_table)
+            if who == "user":
+                parts.append(f"EXISTS (SELECT 1 FROM {table} WHERE user_id = %s)")
+            else:
+                parts.append(
+                    f"EXISTS (SELECT 1 FROM {table} WHERE group_id IN "
+                    f"(SELECT group_id FROM {connection.ops.quote_name(groups_table)} "
+                    "WHERE user_id = %s))"
+                )
+            params.append(user.pk)
+            keys.append(("share", label))
+        parts.append(
+            f"EXISTS (SELECT 1 FROM {connection.ops.quote_name(EmergencyAccess._meta.db_table)} "
+            "WHERE user_id = %s AND object_type = %s AND expires_at > %s)"
+        )
+        params.extend([user.pk, label, timezone.now()])
+        keys.append(("emergency", label))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        row = cursor.fetchone()
+    held = {key for key, present in zip(keys, row, strict=True) if present}
+    user._scope_extras = (_extras_generation, set(labels), held)
+    return held
+
+
+def _shared_ids(target: type[Model], user, codename: str) -> list[QuerySet]:
+    """Subqueries of the ids of ``target`` rows shared with the user (directly or by group)."""
     content_type = ContentType.objects.get_for_model(target)
     subqueries = []
-    for perms_model, who in (
-        (get_user_obj_perms_model(target), {"user": user}),
-        (get_group_obj_perms_model(target), {"group__user": user}),
-    ):
-        if perms_model.objects.is_generic():
-            continue  # only direct foreign-key tables hold shares
+    for perms_model, who in _share_tables(target):
+        who = {"user": user} if who == "user" else {"group__user": user}
         subqueries.append(
             perms_model.objects.filter(
                 permission__codename=codename, permission__content_type=content_type, **who
@@ -126,15 +187,18 @@ def scope_q(model: type[Model], user, perm: str | None) -> Q:
         else:
             q |= Q(**{f"{path}__in": department_ids(user)})
     reading = _is_read(perm)
-    for path in share_paths(model):
-        target = _target_model(model, path)
+    paths = [p for p in share_paths(model) if reading or not p]
+    # a share of the patient opens their studies for reading, not for changes
+    targets = [_target_model(model, path) for path in paths]
+    held = _extras(user, targets) if targets else set()
+    for path, target in zip(paths, targets, strict=True):
+        label = target._meta.label_lower
         lookup = f"{path}__pk__in" if path else "pk__in"
-        if path and not reading:
-            continue  # a share of the patient opens their studies for reading, not for changes
-        codename = _codename(perm, target) if not path else f"view_{target._meta.model_name}"
-        for subquery in _shared_ids(target, user, codename):
-            q |= Q(**{lookup: subquery})
-        if reading:
+        if ("share", label) in held:
+            codename = _codename(perm, target) if not path else f"view_{target._meta.model_name}"
+            for subquery in _shared_ids(target, user, codename):
+                q |= Q(**{lookup: subquery})
+        if reading and ("emergency", label) in held:
             # Break-glass is for reading in an emergency: it never opens a record for changes.
             q |= Q(**{lookup: _emergency_ids(target, user)})
     return q
