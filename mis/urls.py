@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("patients.api.urls")),
     path("", include("studies.api.urls")),
     path("", include("accounts.api.urls")),
+    path("", include("studies.reporting.api_urls")),
 ]
 
 urlpatterns = [
@@ -27,6 +28,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("patients/", include("patients.urls")),
     path("studies/", include("studies.urls")),
+    path("reading/", include("studies.reporting.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

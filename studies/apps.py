@@ -37,3 +37,7 @@ class StudiesConfig(AppConfig):
         extend_scope(Patient, "studies__department")
         # Merge moves a duplicate's studies (with their series, instances and derived images).
         register_patient_linked(Study)
+        # Reports hang off their study and move with it (studies/reporting/hooks.py).
+        from studies.reporting import hooks as reporting
+
+        reporting.ready()

@@ -1,0 +1,72 @@
+"""PostgreSQL only (a no-op on SQLite): signed reports are immutable in the database too, and
+report text has full-text indexes in the Russian and English configurations.
+
+The index expressions are exactly what ``SearchVector("conclusion", config=...)`` compiles to,
+so the search in ``studies.reporting.search`` uses them.
+"""
+
+from django.db import migrations
+
+FORWARD = """
+CREATE FUNCTION studies_report_refuse_signed_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.status = 'signed' THEN
+        RAISE EXCEPTION 'report % is signed: % refused (amend it instead)', OLD.id, TG_OP
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER report_signed_immutable BEFORE UPDATE OR DELETE ON studies_report
+    FOR EACH ROW EXECUTE FUNCTION studies_report_refuse_signed_change();
+
+CREATE FUNCTION studies_report_codes_refuse_signed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    rid bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN rid := OLD.report_id; ELSE rid := NEW.report_id; END IF;
+    IF EXISTS (SELECT 1 FROM studies_report WHERE id = rid AND status = 'signed') THEN
+        RAISE EXCEPTION 'report % is signed: its finding codes cannot change', rid
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER report_codes_signed_immutable
+    BEFORE INSERT OR UPDATE OR DELETE ON studies_report_finding_codes
+    FOR EACH ROW EXECUTE FUNCTION studies_report_codes_refuse_signed();
+
+CREATE INDEX report_conclusion_fts_ru ON studies_report
+    USING gin (to_tsvector('russian'::regconfig, COALESCE(conclusion, '')));
+CREATE INDEX report_conclusion_fts_en ON studies_report
+    USING gin (to_tsvector('english'::regconfig, COALESCE(conclusion, '')));
+"""
+
+BACKWARD = """
+DROP INDEX IF EXISTS report_conclusion_fts_en;
+DROP INDEX IF EXISTS report_conclusion_fts_ru;
+DROP TRIGGER IF EXISTS report_codes_signed_immutable ON studies_report_finding_codes;
+DROP FUNCTION IF EXISTS studies_report_codes_refuse_signed();
+DROP TRIGGER IF EXISTS report_signed_immutable ON studies_report;
+DROP FUNCTION IF EXISTS studies_report_refuse_signed_change();
+"""
+
+
+def forward(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(FORWARD)
+
+
+def backward(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(BACKWARD)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("studies", "0005_reports")]
+
+    operations = [migrations.RunPython(forward, backward)]

@@ -1,0 +1,92 @@
+"""Full-text search over report text.
+
+PostgreSQL: the conclusion is matched in the Russian and the English configurations (Russian
+morphology: «пневмония» finds «пневмонии»), using the GIN indexes of migration 0006, ranked,
+with the matches highlighted by ``ts_headline``. SQLite: every word must occur as a plain,
+case-insensitive substring, highlighted the same way. Highlighting marks are private control
+characters replaced by ``<mark>`` only after the text is HTML-escaped, so report text can never
+inject markup.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+START, STOP = "\x02", "\x03"
+CONFIGS = ("russian", "english")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def uses_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text or "")
+
+
+def report_search(qs: QuerySet, text: str) -> QuerySet:
+    """``qs`` narrowed to reports whose conclusion matches ``text``, best matches first, each
+    with ``headline`` (the conclusion with ``START``/``STOP`` around the matches)."""
+    text = (text or "").strip()
+    if not words(text):
+        return qs
+    if uses_postgres():
+        match = Q()
+        rank = None
+        for config in CONFIGS:
+            name = f"fts_{config}"
+            query = SearchQuery(text, config=config, search_type="websearch")
+            qs = qs.annotate(**{name: SearchVector("conclusion", config=config)})
+            match |= Q(**{name: query})
+            term = SearchRank(SearchVector("conclusion", config=config), query)
+            rank = term if rank is None else rank + term
+        query_ru = SearchQuery(text, config="russian", search_type="websearch") | SearchQuery(
+            text, config="english", search_type="websearch"
+        )
+        return (
+            qs.filter(match)
+            .annotate(
+                rank=rank,
+                headline=SearchHeadline(
+                    "conclusion",
+                    query_ru,
+                    config="russian",
+                    start_sel=START,
+                    stop_sel=STOP,
+                    max_words=40,
+                    min_words=15,
+                    max_fragments=3,
+                ),
+            )
+            .order_by("-rank", "-signed_at", "-id")
+        )
+    for word in words(text):
+        qs = qs.filter(conclusion__icontains=word)
+    return qs
+
+
+def highlighted(report, text: str) -> SafeString:
+    """The report's search excerpt as safe HTML with the matches in ``<mark>``."""
+    raw = getattr(report, "headline", None)
+    if raw is None:
+        raw = _plain_headline(report.conclusion, words(text))
+    html = escape(raw).replace(START, "<mark>").replace(STOP, "</mark>")
+    return mark_safe(html)
+
+
+def _plain_headline(conclusion: str, terms: list[str], width: int = 300) -> str:
+    if not terms:
+        return conclusion[:width]
+    pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
+    first = pattern.search(conclusion)
+    start = max(0, first.start() - 80) if first else 0
+    excerpt = conclusion[start : start + width]
+    marked = pattern.sub(lambda m: f"{START}{m.group(0)}{STOP}", excerpt)
+    return ("…" if start else "") + marked + ("…" if start + width < len(conclusion) else "")
