@@ -28,7 +28,7 @@ class ReportFilter(django_filters.FilterSet):
 
     text = django_filters.CharFilter(method="filter_noop", label=_("Report text"))
     finding = django_filters.ModelMultipleChoiceFilter(
-        field_name="finding_codes",
+        field_name="finding_codes__code",
         to_field_name="code",
         queryset=FindingCode.objects.all(),
         label=_("Finding codes"),
@@ -43,24 +43,22 @@ class ReportFilter(django_filters.FilterSet):
 
     def __init__(self, data=None, *args, **kwargs):
         super().__init__(data, *args, **kwargs)
-        self.study_filter = StudyFilter(data, queryset=Study.objects.all())
-        for name, field in self.study_filter.form.fields.items():
-            if name not in self.form.fields and name != "ordering":
-                self.form.fields[name] = field
+        study_data = {k: v for k, v in (data or {}).items() if k != "ordering"}
+        self.study_filter = StudyFilter(study_data, queryset=Study.objects.all())
+
+    def is_valid(self) -> bool:
+        return super().is_valid() and self.study_filter.is_valid()
+
+    @property
+    def errors(self):
+        return {**self.form.errors, **self.study_filter.errors}
 
     def filter_noop(self, queryset, name, value):
         return queryset  # the search itself is applied by studies.reporting.search
 
     def filter_queryset(self, queryset):
         queryset = super().filter_queryset(queryset)
-        study_data = {
-            k: v
-            for k, v in (self.data or {}).items()
-            if k in self.study_filter.filters and k != "ordering" and v not in ("", None)
-        }
-        if study_data:
-            studies = StudyFilter(study_data, queryset=Study.objects.all())
-            if not studies.is_valid():
-                return queryset.none()
-            queryset = queryset.filter(study__in=studies.qs.values("pk"))
+        given = {k for k, v in self.study_filter.data.items() if v not in ("", None)}
+        if given & set(self.study_filter.filters):
+            queryset = queryset.filter(study__in=self.study_filter.qs.values("pk"))
         return queryset

@@ -67,9 +67,19 @@ def report_search(qs: QuerySet, text: str) -> QuerySet:
             )
             .order_by("-rank", "-signed_at", "-id")
         )
+    # SQLite's LIKE folds the case of ASCII letters only («Пневмония» would miss «пневмония»):
+    # narrow by the database where it can, then match case-folded words in Python.
+    terms = [w.casefold() for w in words(text)]
+    candidates = qs
     for word in words(text):
-        qs = qs.filter(conclusion__icontains=word)
-    return qs
+        if word.isascii():
+            candidates = candidates.filter(conclusion__icontains=word)
+    matching = [
+        pk
+        for pk, conclusion in candidates.values_list("pk", "conclusion").iterator(chunk_size=2000)
+        if all(term in conclusion.casefold() for term in terms)
+    ]
+    return qs.filter(pk__in=matching)
 
 
 def highlighted(report, text: str) -> SafeString:
