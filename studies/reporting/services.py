@@ -61,7 +61,11 @@ def study_claim(*, actor: Actor, study: Study) -> Study:
             )
             == 1
         )
-        locked = Study.objects.select_for_update().select_related("claimed_by").get(pk=study.pk)
+        locked = (
+            Study.objects.select_for_update(of=("self",))
+            .select_related("claimed_by")
+            .get(pk=study.pk)
+        )
         if not won:
             if locked.claimed_by_id == actor.user_id:
                 _copy_claim(locked, study)
@@ -168,7 +172,9 @@ def report_draft_create(
 
 
 def _lock_draft(actor: Actor, report: Report) -> Report:
-    locked = Report.objects.select_for_update().select_related("study").get(pk=report.pk)
+    locked = (
+        Report.objects.select_for_update(of=("self",)).select_related("study").get(pk=report.pk)
+    )
     if locked.is_signed:
         raise ValidationError(_("This report is signed and can no longer be changed; amend it."))
     if locked.author_id != actor.user_id:

@@ -65,7 +65,7 @@ def test_russian_morphology_finds_other_word_forms(clinician, reports):
 @pytest.mark.skipif(not on_postgres(), reason=PG_ONLY)
 def test_english_stemming_and_both_languages(clinician, reports):
     assert _search(clinician, "pneumonias") == [reports["english"]]
-    assert reports["fracture"] in _search(clinician, "переломы")
+    assert _search(clinician, "ребро") == [reports["fracture"]]  # «ребра»
 
 
 @pytest.mark.skipif(on_postgres(), reason="SQLite: plain substring matching")
@@ -87,7 +87,9 @@ def test_matches_are_highlighted_and_report_text_is_escaped(clinician, reports):
     (hit,) = [r for r in _search(clinician, word) if r.pk == reports["pneumonia"].pk]
     html = str(highlighted(hit, word))
     assert "<mark>пневмони" in html
-    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script" not in html
+    if not on_postgres():  # ts_headline drops markup; plain matching escapes it
+        assert "&lt;script&gt;" in html
 
 
 def test_search_respects_scope_and_hides_drafts_from_clinicians(
