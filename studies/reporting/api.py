@@ -258,7 +258,7 @@ class ReportViewSet(
         summary="The signed report as a PDF (audited as a print)",
         responses={(200, "application/pdf"): OpenApiTypes.BINARY},
     )
-    @action(detail=True, methods=["get"], renderer_classes=[PDFRenderer, renderers.JSONRenderer])
+    @action(detail=True, methods=["get"], renderer_classes=[renderers.JSONRenderer, PDFRenderer])
     def pdf(self, request, pk=None):
         from studies.reporting.views import pdf_response
 
