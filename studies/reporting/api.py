@@ -18,6 +18,7 @@ from accounts.permissions import PermissionByAction, can
 from studies import selectors as study_selectors
 from studies.api.serializers import StudySerializer
 from studies.api.views import PNGRenderer
+from studies.filters import StudyFilter
 from studies.models import Report, ReportTemplate
 from studies.reporting import selectors, services
 from studies.reporting.filters import ReportFilter, WorklistFilter
@@ -131,6 +132,11 @@ class WorklistStudySerializer(StudySerializer):
         summary="List and search reports (text, finding codes, status and every study filter)",
         parameters=[
             OpenApiParameter("text", str, description="Full-text search in the conclusion."),
+            *[
+                OpenApiParameter(name, str, description=str(f.label or name))
+                for name, f in StudyFilter.base_filters.items()
+                if name != "ordering"
+            ],
         ],
     ),
     retrieve=extend_schema(summary="One report version (audited read)"),
@@ -144,6 +150,7 @@ class ReportViewSet(
     viewsets.GenericViewSet,
 ):
     filterset_class = ReportFilter
+    ordering_fields = ["signed_at", "created_at", "version"]
     http_method_names = ["get", "post", "patch", "head", "options"]
     default_perm = services.VIEW_PERM
     action_perms = {
@@ -276,6 +283,7 @@ class ReportViewSet(
 class WorklistViewSet(PermissionByAction, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = WorklistStudySerializer
     filterset_class = WorklistFilter
+    ordering_fields = ["study_datetime", "created_at", "ai_priority"]
     default_perm = study_selectors.VIEW
     action_perms = {"mine": services.CLAIM_PERM}
 
@@ -293,7 +301,11 @@ class WorklistViewSet(PermissionByAction, mixins.ListModelMixin, viewsets.Generi
         )
         return response
 
-    @extend_schema(summary="My worklist: the studies I hold")
+    @extend_schema(
+        summary="My worklist: the studies I hold",
+        filters=True,
+        responses=WorklistStudySerializer(many=True),
+    )
     @action(detail=False, methods=["get"])
     def mine(self, request):
         return self.list(request)

@@ -70,9 +70,10 @@ def test_the_pdf_holds_the_cyrillic_report(hospital, report):
 
 
 def test_the_signing_time_is_in_the_hospital_time_zone(hospital, report):
+    from zoneinfo import ZoneInfo
+
     from django.utils import timezone
     from django.utils.formats import date_format
-    from zoneinfo import ZoneInfo
 
     local = timezone.localtime(report.signed_at, ZoneInfo("Asia/Yekaterinburg"))
     signed_line = next(

@@ -44,10 +44,10 @@ def reports(radiologist, department):
 
 def _search(user, text, **filters):
     qs = report_queryset(user=user)
-    from studies.reporting.filters import ReportFilter
-
     from django.http import QueryDict
     from django.utils.http import urlencode
+
+    from studies.reporting.filters import ReportFilter
 
     filterset = ReportFilter(QueryDict(urlencode(filters)), queryset=qs)
     assert filterset.is_valid(), filterset.errors
