@@ -10,9 +10,10 @@
   var dirty = false;
   var inFlight = false;
 
-  function show(text, failed) {
+  function show(text, name) {
     state.textContent = text;
-    state.classList.toggle("error", Boolean(failed));
+    state.setAttribute("data-state", name);
+    state.classList.toggle("error", name === "failed");
   }
 
   function save() {
@@ -20,7 +21,7 @@
     if (!dirty || inFlight) { return; }
     dirty = false;
     inFlight = true;
-    show(state.getAttribute("data-saving-text"));
+    show(state.getAttribute("data-saving-text"), "saving");
     var data = new FormData(form);
     data.append("autosave", "1");
     fetch(url, { method: "POST", body: data, credentials: "same-origin",
@@ -30,15 +31,15 @@
       })
       .then(function (result) {
         if (result.ok && result.body.saved) {
-          show(state.getAttribute("data-saved-text") + " " + result.body.saved_at);
+          show(state.getAttribute("data-saved-text") + " " + result.body.saved_at, "saved");
         } else {
           dirty = true;
-          show(state.getAttribute("data-failed-text") + " " + (result.body.error || ""), true);
+          show(state.getAttribute("data-failed-text") + " " + (result.body.error || ""), "failed");
         }
       })
       .catch(function () {
         dirty = true;
-        show(state.getAttribute("data-failed-text") + " " + "network", true);
+        show(state.getAttribute("data-failed-text") + " " + state.getAttribute("data-offline-text"), "failed");
       })
       .finally(function () {
         inFlight = false;
@@ -48,7 +49,7 @@
 
   function changed() {
     dirty = true;
-    show(state.getAttribute("data-unsaved-text"));
+    show(state.getAttribute("data-unsaved-text"), "unsaved");
     if (timer) { window.clearTimeout(timer); }
     timer = window.setTimeout(save, 1500);
   }
