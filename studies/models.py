@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -409,6 +410,9 @@ class Report(models.Model):
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("saved"), auto_now=True)
     signed_at = models.DateTimeField(_("signed"), null=True, blank=True)
+    # PostgreSQL keeps it (a trigger, migration 0006): the conclusion in the Russian and English
+    # text-search configurations, GIN-indexed. Always empty on SQLite.
+    search_vector = SearchVectorField(null=True, editable=False)
 
     objects = ReportQuerySet.as_manager()
 

@@ -1,8 +1,7 @@
 """PostgreSQL only (a no-op on SQLite): signed reports are immutable in the database too, and
-report text has full-text indexes in the Russian and English configurations.
-
-The index expressions are exactly what ``SearchVector("conclusion", config=...)`` compiles to,
-so the search in ``studies.reporting.search`` uses them.
+``search_vector`` holds the conclusion in the Russian and English text-search configurations
+(kept by a trigger before every insert and update, GIN-indexed) for
+``studies.reporting.search``.
 """
 
 from django.db import migrations
@@ -38,15 +37,22 @@ CREATE TRIGGER report_codes_signed_immutable
     BEFORE INSERT OR UPDATE OR DELETE ON studies_report_finding_codes
     FOR EACH ROW EXECUTE FUNCTION studies_report_codes_refuse_signed();
 
-CREATE INDEX report_conclusion_fts_ru ON studies_report
-    USING gin (to_tsvector('russian'::regconfig, COALESCE(conclusion, '')));
-CREATE INDEX report_conclusion_fts_en ON studies_report
-    USING gin (to_tsvector('english'::regconfig, COALESCE(conclusion, '')));
+CREATE FUNCTION studies_report_search_vector() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.search_vector := to_tsvector('russian'::regconfig, COALESCE(NEW.conclusion, ''))
+        || to_tsvector('english'::regconfig, COALESCE(NEW.conclusion, ''));
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER report_search_vector BEFORE INSERT OR UPDATE ON studies_report
+    FOR EACH ROW EXECUTE FUNCTION studies_report_search_vector();
+CREATE INDEX report_search_vector ON studies_report USING gin (search_vector);
 """
 
 BACKWARD = """
-DROP INDEX IF EXISTS report_conclusion_fts_en;
-DROP INDEX IF EXISTS report_conclusion_fts_ru;
+DROP INDEX IF EXISTS report_search_vector;
+DROP TRIGGER IF EXISTS report_search_vector ON studies_report;
+DROP FUNCTION IF EXISTS studies_report_search_vector();
 DROP TRIGGER IF EXISTS report_codes_signed_immutable ON studies_report_finding_codes;
 DROP FUNCTION IF EXISTS studies_report_codes_refuse_signed();
 DROP TRIGGER IF EXISTS report_signed_immutable ON studies_report;

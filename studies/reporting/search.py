@@ -1,7 +1,8 @@
 """Full-text search over report text.
 
 PostgreSQL: the conclusion is matched in the Russian and the English configurations (Russian
-morphology: «пневмония» finds «пневмонии»), using the GIN indexes of migration 0006, ranked,
+morphology: «пневмония» finds «пневмонии») through ``Report.search_vector`` (kept by a trigger
+and GIN-indexed, migration 0006), ranked,
 with the matches highlighted by ``ts_headline``. SQLite: every word must occur as a plain,
 case-insensitive substring, highlighted the same way. Highlighting marks are private control
 characters replaced by ``<mark>`` only after the text is HTML-escaped, so report text can never
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 import re
 
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 START, STOP = "\x02", "\x03"
-CONFIGS = ("russian", "english")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -38,25 +38,16 @@ def report_search(qs: QuerySet, text: str) -> QuerySet:
     if not words(text):
         return qs
     if uses_postgres():
-        match = Q()
-        rank = None
-        for config in CONFIGS:
-            name = f"fts_{config}"
-            query = SearchQuery(text, config=config, search_type="websearch")
-            qs = qs.annotate(**{name: SearchVector("conclusion", config=config)})
-            match |= Q(**{name: query})
-            term = SearchRank(SearchVector("conclusion", config=config), query)
-            rank = term if rank is None else rank + term
-        query_ru = SearchQuery(text, config="russian", search_type="websearch") | SearchQuery(
+        query = SearchQuery(text, config="russian", search_type="websearch") | SearchQuery(
             text, config="english", search_type="websearch"
         )
         return (
-            qs.filter(match)
+            qs.filter(search_vector=query)
             .annotate(
-                rank=rank,
+                rank=SearchRank(F("search_vector"), query),
                 headline=SearchHeadline(
                     "conclusion",
-                    query_ru,
+                    query,
                     config="russian",
                     start_sel=START,
                     stop_sel=STOP,
