@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from studies.reporting.printing import PrintedReport
@@ -37,6 +38,7 @@ def render_pdf(printed: PrintedReport) -> bytes:
 
     fonts = font_dir()
     pdf = FPDF(format="A4")
+    pdf.set_lang(printed.language or "ru")
     pdf.set_title(printed.title)
     pdf.set_author(printed.author)
     pdf.set_creator(printed.institution_name or "MIS")
@@ -81,5 +83,7 @@ def render_pdf(printed: PrintedReport) -> bytes:
         pdf.multi_cell(width, 5.5, line, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 8)
     pdf.ln(4)
-    pdf.multi_cell(width, 4, _("Printed %(when)s") % {"when": printed.printed_at}, new_x="LMARGIN")
+    with translation.override(printed.language or None):
+        footer = _("Printed %(when)s") % {"when": printed.printed_at}
+    pdf.multi_cell(width, 4, footer, new_x="LMARGIN")
     return bytes(pdf.output())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from dataclasses import dataclass, field
 
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
@@ -24,6 +24,7 @@ class PrintedReport:
     signature_lines: list[str] = field(default_factory=list)
     author: str = ""
     printed_at: str = ""
+    language: str = ""
 
 
 def _tz(hospital: HospitalSettings):
@@ -50,7 +51,14 @@ def _logo_bytes(hospital: HospitalSettings) -> bytes | None:
 
 
 def printed_report(report: Report) -> PrintedReport:
+    """The report as printed, in the hospital's default language and time zone (the patient's
+    copy does not depend on the language the radiologist works in)."""
     hospital = HospitalSettings.load()
+    with translation.override(hospital.default_language or None):
+        return _printed(report, hospital)
+
+
+def _printed(report: Report, hospital: HospitalSettings) -> PrintedReport:
     tz = _tz(hospital)
     study = report.study
     patient = study.patient
@@ -91,6 +99,7 @@ def printed_report(report: Report) -> PrintedReport:
         _("Report version: %(version)s") % {"version": report.version},
     ]
     return PrintedReport(
+        language=translation.get_language() or "",
         title=title,
         institution_name=hospital.name,
         institution_address=hospital.address,

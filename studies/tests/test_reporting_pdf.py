@@ -30,6 +30,7 @@ def hospital(settings, tmp_path):
     hospital.name = "ГБУЗ Городская больница № 1"
     hospital.address = "Москва, ул. Лесная, 5"
     hospital.time_zone = "Asia/Yekaterinburg"
+    hospital.default_language = "en"  # tests read English; Russian is the product's default
     hospital.logo = SimpleUploadedFile("logo.png", _png(), content_type="image/png")
     hospital.save()
     return hospital
@@ -106,6 +107,17 @@ def test_print_view_shows_the_institution_and_is_audited(client, clinician, hosp
 
 def test_a_pdf_is_made_without_hospital_settings_or_logo(report):
     assert "Щербакова" in _text(render_pdf(printed_report(report)))
+
+
+def test_the_printout_is_in_the_hospital_language_not_the_reader_one(hospital, report):
+    from django.utils import translation
+
+    hospital.default_language = "ru"
+    hospital.save()
+    with translation.override("en"):
+        printed = printed_report(report)
+        assert translation.get_language() == "en"
+    assert printed.language == "ru"
 
 
 @pytest.mark.parametrize("role", ["registrar", "researcher"])
