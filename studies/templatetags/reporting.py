@@ -23,7 +23,10 @@ def study_reading(context, study):
         "reports": reports,
         "draft": draft,
         "can_view_reports": can(user, services.VIEW_PERM),
-        "can_claim": can(user, services.CLAIM_PERM) and study.claimed_by_id is None,
+        # A signed study is claimed again by amending its report, not from here.
+        "can_claim": can(user, services.CLAIM_PERM)
+        and study.claimed_by_id is None
+        and study.reading_status in selectors.OPEN_STATUSES,
         "can_release": study.claimed_by_id is not None
         and (holder_is_me or can(user, services.RELEASE_ANY_PERM)),
         "can_start": can_write and not reports,

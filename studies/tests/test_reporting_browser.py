@@ -39,3 +39,10 @@ def test_the_draft_saves_itself_and_is_signed(page, live_server, radiologist, de
     study.refresh_from_db()
     assert draft.status == Report.Status.SIGNED
     assert study.reading_status == ReadingStatus.FINAL
+
+    page.goto(f"{live_server.url}/studies/{study.pk}/")
+    page.screenshot(path=ARTIFACTS / "study-reading-section.png", full_page=True)
+    assert page.locator("#reading table.reports tbody tr").count() == 1
+    page.goto(f"{live_server.url}/reading/reports/{draft.pk}/print/")
+    page.screenshot(path=ARTIFACTS / "report-print.png", full_page=True)
+    assert "Петров" in page.inner_text("body")
