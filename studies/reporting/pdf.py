@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import logging
 from pathlib import Path
 
 from django.conf import settings
@@ -18,6 +19,9 @@ from django.utils.translation import gettext as _
 from studies.reporting.printing import PrintedReport
 
 REGULAR, BOLD = "DejaVuSans.ttf", "DejaVuSans-Bold.ttf"
+
+# fontTools logs every glyph subset at INFO: one screenful per PDF in the server log.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 
 def font_dir() -> Path:
@@ -56,7 +60,9 @@ def render_pdf(printed: PrintedReport) -> bytes:
             pass
     pdf.set_font("DejaVu", "B", 14)
     x = pdf.get_x()
-    pdf.multi_cell(width - (x - pdf.l_margin), 7, printed.institution_name or "", new_x="LMARGIN")
+    pdf.multi_cell(
+        width - (x - pdf.l_margin), 7, printed.institution_name or "", align="L", new_x="LMARGIN"
+    )
     if printed.institution_address:
         pdf.set_font("DejaVu", "", 9)
         pdf.set_x(x)
