@@ -4,6 +4,8 @@ on ``/api/v1/studies/{id}/``. Same services, selectors, filters, scope and audit
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
@@ -11,10 +13,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import exceptions, mixins, renderers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.audit import Actor, audit_list, audit_view
-from accounts.permissions import PermissionByAction, can
+from accounts.permissions import PermissionByAction
 from studies import selectors as study_selectors
 from studies.api.serializers import StudySerializer
 from studies.api.views import PNGRenderer
@@ -29,6 +30,14 @@ class ClaimConflictError(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "claimed"
     default_detail = _("This study is being read by another radiologist.")
+
+
+@contextmanager
+def _claim_conflict_as_409():
+    try:
+        yield
+    except services.ClaimConflict as exc:
+        raise ClaimConflictError(exc.messages[0]) from None
 
 
 class PDFRenderer(PNGRenderer):
@@ -205,13 +214,14 @@ class ReportViewSet(
         payload = DraftCreateSerializer(data=request.data, context={"request": request})
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
-        report = services.report_draft_create(
-            actor=Actor.from_request(request),
-            study=data["study"],
-            conclusion=data.get("conclusion", ""),
-            finding_codes=data.get("finding_codes", []),
-            template=data.get("template"),
-        )
+        with _claim_conflict_as_409():
+            report = services.report_draft_create(
+                actor=Actor.from_request(request),
+                study=data["study"],
+                conclusion=data.get("conclusion", ""),
+                finding_codes=data.get("finding_codes", []),
+                template=data.get("template"),
+            )
         return Response(ReportSerializer(report).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=DraftUpdateSerializer, responses={200: ReportSerializer})
@@ -237,11 +247,12 @@ class ReportViewSet(
         report = self.get_object()
         payload = SignSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        report = services.report_sign(
-            actor=Actor.from_request(request),
-            report=report,
-            preliminary=payload.validated_data["preliminary"],
-        )
+        with _claim_conflict_as_409():
+            report = services.report_sign(
+                actor=Actor.from_request(request),
+                report=report,
+                preliminary=payload.validated_data["preliminary"],
+            )
         return Response(ReportSerializer(report).data)
 
     @extend_schema(
@@ -311,39 +322,35 @@ class WorklistViewSet(PermissionByAction, mixins.ListModelMixin, viewsets.Generi
         return self.list(request)
 
 
-class _ClaimView(APIView):
-    def _study(self, request, pk):
-        return study_selectors.study_get(user=request.user, pk=pk)
+class StudyClaimViewSet(PermissionByAction, viewsets.GenericViewSet):
+    """``POST /api/v1/studies/{id}/claim/`` and ``…/release/`` (routed in ``api_urls``)."""
+
+    serializer_class = WorklistStudySerializer
+    action_perms = {"claim": services.CLAIM_PERM, "release": study_selectors.VIEW}
+
+    def get_queryset(self):
+        return study_selectors.study_queryset(user=self.request.user).select_related("claimed_by")
 
     def _body(self, study):
-        study.refresh_from_db()
-        return WorklistStudySerializer(study).data
+        return WorklistStudySerializer(self.get_queryset().get(pk=study.pk)).data
 
-
-class StudyClaimView(_ClaimView):
     @extend_schema(
         summary="Claim a study for reading (409 when another radiologist holds it)",
         request=None,
         responses={200: WorklistStudySerializer},
     )
-    def post(self, request, pk):
-        if not can(request.user, services.CLAIM_PERM):
-            raise exceptions.PermissionDenied()
-        study = self._study(request, pk)
-        try:
+    def claim(self, request, pk=None):
+        study = self.get_object()
+        with _claim_conflict_as_409():
             services.study_claim(actor=Actor.from_request(request), study=study)
-        except services.ClaimConflict as exc:
-            raise ClaimConflictError(exc.messages[0]) from None
         return Response(self._body(study))
 
-
-class StudyReleaseView(_ClaimView):
     @extend_schema(
         summary="Release a claim (the holder, or an administrator)",
         request=None,
         responses={200: WorklistStudySerializer},
     )
-    def post(self, request, pk):
-        study = self._study(request, pk)
+    def release(self, request, pk=None):
+        study = self.get_object()
         services.study_release(actor=Actor.from_request(request), study=study)
         return Response(self._body(study))

@@ -1,12 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from studies.reporting.api import (
-    ReportViewSet,
-    StudyClaimView,
-    StudyReleaseView,
-    WorklistViewSet,
-)
+from studies.reporting.api import ReportViewSet, StudyClaimViewSet, WorklistViewSet
 
 router = DefaultRouter()
 router.include_root_view = False
@@ -14,7 +9,15 @@ router.register("reports", ReportViewSet, basename="report")
 router.register("worklist", WorklistViewSet, basename="worklist")
 
 urlpatterns = [
-    path("studies/<int:pk>/claim/", StudyClaimView.as_view(), name="study-claim"),
-    path("studies/<int:pk>/release/", StudyReleaseView.as_view(), name="study-release"),
+    path(
+        "studies/<int:pk>/claim/",
+        StudyClaimViewSet.as_view({"post": "claim"}),
+        name="study-claim",
+    ),
+    path(
+        "studies/<int:pk>/release/",
+        StudyClaimViewSet.as_view({"post": "release"}),
+        name="study-release",
+    ),
     *router.urls,
 ]

@@ -197,3 +197,11 @@ def test_the_schema_documents_the_reporting_api(api_client, administrator):
         "/api/v1/worklist/mine/",
     ):
         assert path in paths, path
+
+
+def test_a_draft_on_a_study_held_by_another_is_409(api_client, radiologist, department, study):
+    colleague = UserFactory(username="colleague", role="Radiologist", departments=[department])
+    services.study_claim(actor=Actor(user=colleague), study=study)
+    api_client.force_authenticate(radiologist)
+    _error(api_client.post("/api/v1/reports/", {"study": study.pk}, format="json"), 409, "claimed")
+    assert not Report.objects.exists()
