@@ -205,3 +205,28 @@ def test_a_draft_on_a_study_held_by_another_is_409(api_client, radiologist, depa
     api_client.force_authenticate(radiologist)
     _error(api_client.post("/api/v1/reports/", {"study": study.pk}, format="json"), 409, "claimed")
     assert not Report.objects.exists()
+
+
+def _queries(api_client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        assert api_client.get(url).status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize("url", ["/api/v1/reports/", "/api/v1/worklist/"])
+def test_list_queries_do_not_grow_with_rows(api_client, radiologist, patient, department, url):
+    def add(n):
+        for _ in range(n):
+            study = make_study(patient, department)
+            if url.startswith("/api/v1/reports/"):
+                signed_report(study, radiologist)
+
+    add(2)
+    api_client.force_authenticate(radiologist)
+    _queries(api_client, url)  # permissions cached on the user
+    first = _queries(api_client, url)
+    add(5)
+    assert _queries(api_client, url) == first
