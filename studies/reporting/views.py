@@ -85,7 +85,7 @@ def release(request, pk: int):
     study = study_selectors.study_get(user=request.user, pk=pk)
     services.study_release(actor=Actor.from_request(request), study=study)
     messages.success(request, _("The study was released."))
-    return redirect(request.POST.get("next") or _study_url(study.pk))
+    return redirect(_study_url(study.pk))
 
 
 @login_required
