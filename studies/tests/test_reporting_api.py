@@ -230,3 +230,49 @@ def test_list_queries_do_not_grow_with_rows(api_client, radiologist, patient, de
     first = _queries(api_client, url)
     add(5)
     assert _queries(api_client, url) == first
+
+
+def test_worklist_filters_by_reading_status_and_claim(api_client, radiologist, patient, department):
+    free = make_study(patient, department)
+    held = make_study(patient, department)
+    preliminary = make_study(patient, department)
+    services.study_claim(actor=Actor(user=radiologist), study=held)
+    signed_report(preliminary, radiologist, preliminary=True)
+    api_client.force_authenticate(radiologist)
+
+    def ids(**params):
+        return {r["id"] for r in api_client.get("/api/v1/worklist/", params).json()["results"]}
+
+    assert ids() == {free.pk, held.pk, preliminary.pk}
+    assert ids(reading_status="preliminary") == {preliminary.pk}
+    assert ids(reading_status="unread") == {free.pk}
+    assert ids(claimed="true") == {held.pk}
+    assert ids(claimed="false") == {free.pk, preliminary.pk}
+    _error(api_client.get("/api/v1/worklist/", {"reading_status": "nonsense"}), 400)
+
+
+def test_report_list_filters_by_status_and_study(api_client, radiologist, patient, department):
+    signed = signed_report(make_study(patient, department), radiologist)
+    other = make_study(patient, department)
+    draft = services.report_draft_create(actor=Actor(user=radiologist), study=other)
+    api_client.force_authenticate(radiologist)
+
+    def ids(**params):
+        return [r["id"] for r in api_client.get("/api/v1/reports/", params).json()["results"]]
+
+    assert ids(status="draft") == [draft.pk]
+    assert ids(status="signed") == [signed.pk]
+    assert ids(study=other.pk) == [draft.pk]
+
+
+def test_a_draft_from_a_template_through_the_api(api_client, radiologist, study):
+    from studies.models import ReportTemplate
+
+    template = ReportTemplate.objects.create(
+        category=study.category, name="Норма", conclusion="Без патологии."
+    )
+    api_client.force_authenticate(radiologist)
+    response = api_client.post(
+        "/api/v1/reports/", {"study": study.pk, "template": template.pk}, format="json"
+    )
+    assert response.status_code == 201 and response.json()["conclusion"] == "Без патологии."
