@@ -184,3 +184,55 @@ class EmergencyAccess(models.Model):
     @property
     def is_active(self) -> bool:
         return self.expires_at > timezone.now()
+
+
+def _time_zone_choices():
+    import zoneinfo
+
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+def _language_choices():
+    from django.conf import settings
+
+    return list(settings.LANGUAGES)
+
+
+class HospitalSettings(models.Model):
+    """The institution as printed on reports: one row, edited by administrators."""
+
+    name = models.CharField(_("institution name"), max_length=200, blank=True)
+    logo = models.ImageField(_("logo"), upload_to="hospital/", blank=True)
+    address = models.TextField(_("address"), blank=True)
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, default="Europe/Moscow", choices=_time_zone_choices
+    )
+    default_language = models.CharField(
+        _("default language"), max_length=8, default="ru", choices=_language_choices
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    scope_path = None  # reference data: the permission decides
+
+    class Meta:
+        verbose_name = _("hospital settings")
+        verbose_name_plural = _("hospital settings")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(pk=1),
+                name="hospital_settings_singleton",
+                violation_error_message=_("There is only one set of hospital settings."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name or str(_("Hospital settings"))
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> "HospitalSettings":
+        obj, _created = cls.objects.get_or_create(pk=1)
+        return obj

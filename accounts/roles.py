@@ -28,6 +28,8 @@ ROLE_PERMISSIONS: dict[str, set[str]] = {
         "patients.view_identifiertype",
         "patients.add_identifiertype",
         "patients.change_identifiertype",
+        "accounts.view_hospitalsettings",
+        "accounts.change_hospitalsettings",
     },
     RADIOLOGIST: {
         "accounts.emergency_access",

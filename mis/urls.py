@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("studies.api.urls")),
     path("", include("accounts.api.urls")),
     path("", include("diagnostics.api.urls")),
+    path("", include("studies.reporting.api_urls")),
 ]
 
 urlpatterns = [
@@ -29,6 +30,7 @@ urlpatterns = [
     path("patients/", include("patients.urls")),
     path("studies/", include("studies.urls")),
     path("diagnostics/", include("diagnostics.urls")),
+    path("reading/", include("studies.reporting.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -49,3 +49,7 @@ class StudiesConfig(AppConfig):
         # Merge moves a duplicate's studies (with their series, instances, derived images and
         # annotations: those hang off the instance, so they need no registration of their own).
         register_patient_linked(Study)
+        # Reports hang off their study and move with it (studies/reporting/hooks.py).
+        from studies.reporting import hooks as reporting
+
+        reporting.ready()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -382,3 +383,157 @@ class Annotation(models.Model):
     @property
     def audit_patient_id(self) -> int:
         return self.instance.series.study.patient_id
+
+
+# --- Reading and reporting -------------------------------------------------------------------
+
+
+class ReportTemplate(models.Model):
+    """A starting text for the reports of one study category, edited by administrators."""
+
+    category = models.CharField(_("category"), max_length=16, choices=Category.choices)
+    name = models.CharField(_("name"), max_length=120)
+    conclusion = models.TextField(_("conclusion text"))
+    active = models.BooleanField(_("active"), default=True)
+
+    scope_path = None  # reference data: the permission decides
+
+    class Meta:
+        ordering = ["category", "name"]
+        verbose_name = _("report template")
+        verbose_name_plural = _("report templates")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["category", "name"],
+                name="report_template_unique",
+                violation_error_message=_("A template with this name exists for the category."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_category_display()}: {self.name}"
+
+
+class SignedReportError(Exception):
+    """A signed report was about to change: signed reports are immutable (amend instead)."""
+
+
+class ReportQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        if self.filter(status=Report.Status.SIGNED).exists():
+            raise SignedReportError("A signed report cannot be changed; amend it instead.")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.filter(status=Report.Status.SIGNED).exists():
+            raise SignedReportError("A signed report cannot be deleted.")
+        return super().delete()
+
+
+class Report(models.Model):
+    """One version of a study's report. Version 1 is the first reading; an amendment is a new
+    version (``amends`` the signed one before it). A signed version never changes: the model,
+    its queryset and (on PostgreSQL) a trigger refuse it. Reports hang off the study, so they
+    stay when its images are removed and move with it when patients are merged."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SIGNED = "signed", _("Signed")
+
+    study = models.ForeignKey(
+        Study, on_delete=models.PROTECT, related_name="reports", verbose_name=_("study")
+    )
+    version = models.PositiveIntegerField(_("version"), default=1)
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.DRAFT
+    )
+    preliminary = models.BooleanField(
+        _("preliminary"), default=False, help_text=_("Signed as a preliminary reading.")
+    )
+    conclusion = models.TextField(_("conclusion"), blank=True)
+    finding_codes = models.ManyToManyField(
+        FindingCode, blank=True, related_name="reports", verbose_name=_("findings")
+    )
+    amends = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="amendments",
+        verbose_name=_("amends version"),
+    )
+    amendment_reason = models.TextField(_("reason for the amendment"), blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("saved"), auto_now=True)
+    signed_at = models.DateTimeField(_("signed"), null=True, blank=True)
+    # PostgreSQL keeps it (a trigger, migration 0006): the conclusion in the Russian and English
+    # text-search configurations, GIN-indexed. Always empty on SQLite.
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    objects = ReportQuerySet.as_manager()
+
+    scope_paths = ("study__department", "study__patient__department")
+    scope_path = "study__department"
+    share_paths = ("study", "study__patient")
+
+    class Meta:
+        ordering = ["study", "-version"]
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
+        permissions = [
+            ("sign_report", _("Can sign reports")),
+            ("claim_study", _("Can claim studies for reading")),
+            ("release_any_claim", _("Can release another reader's claim on a study")),
+            ("view_turnaround", _("Can view reading turnaround statistics")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "version"],
+                name="report_study_version_unique",
+                violation_error_message=_("This version of the report exists already."),
+            ),
+            models.UniqueConstraint(
+                fields=["study"],
+                condition=models.Q(status="draft"),
+                name="report_one_draft_per_study",
+                violation_error_message=_("The study already has a draft report."),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="draft") | models.Q(signed_at__isnull=False),
+                name="report_signed_has_time",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "signed_at"], name="report_status_signed")]
+
+    def __str__(self) -> str:
+        return f"{self.study} v{self.version} ({self.get_status_display()})"
+
+    def save(self, *args, **kwargs):
+        if (
+            self.pk is not None
+            and type(self)._base_manager.filter(pk=self.pk, status=self.Status.SIGNED).exists()
+        ):
+            raise SignedReportError("A signed report cannot be changed; amend it instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if (
+            self.pk is not None
+            and type(self)._base_manager.filter(pk=self.pk, status=self.Status.SIGNED).exists()
+        ):
+            raise SignedReportError("A signed report cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def audit_patient_id(self) -> int:
+        return self.study.patient_id
+
+    @property
+    def is_signed(self) -> bool:
+        return self.status == self.Status.SIGNED
