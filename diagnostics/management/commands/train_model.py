@@ -26,6 +26,19 @@ class Command(BaseCommand):
             help="folder with one sub-folder per class, or a CSV of image,label[,patient_id] "
             "(paths relative to the CSV)",
         )
+        parser.add_argument(
+            "--from-studies",
+            metavar="CODE",
+            help="train from this hospital's studies instead of --data: images labelled for the "
+            "finding code CODE by signed reports (and, where none is signed, by radiologists' "
+            "feedback on AI findings); the images of --category studies are used",
+        )
+        parser.add_argument(
+            "--min-per-class",
+            type=int,
+            default=20,
+            help="with --from-studies: refuse to train on fewer labelled images per class",
+        )
         parser.add_argument("--model-version", dest="model_version", default="1.0.0")
         parser.add_argument(
             "--classes", help="class folder names, negative first (own models; e.g. normal,lesion)"
@@ -100,6 +113,18 @@ class Command(BaseCommand):
                 raise CommandError("--size is HEIGHTxWIDTH, e.g. 192x192.") from None
             config.size = (height, width)
 
+        weights_root = Path(options["weights_dir"])
+        target = weights_root / name / version
+        if (target / "card.json").exists() and not options["force"]:
+            raise CommandError(f"{target} already exists; pick another --model-version or --force.")
+        work_dir = Path(options["work_dir"] or settings.VAR_DIR / "ml-work" / name / version)
+        if options["restart"] and work_dir.exists():
+            shutil.rmtree(work_dir)
+        if options["from_studies"]:
+            if options["data"]:
+                raise CommandError("Give either --data or --from-studies, not both.")
+            options["data"] = str(self._export_studies(options, config, spec, work_dir))
+
         data = options["data"] or (
             str(settings.ML_DATASETS_DIR / DEFAULT_DATA[name]) if name in DEFAULT_DATA else None
         )
@@ -108,13 +133,6 @@ class Command(BaseCommand):
         data_root = Path(data)
         if not (data_root.is_dir() or (data_root.suffix.lower() == ".csv" and data_root.is_file())):
             raise CommandError(f"{data_root} is neither a folder of labelled images nor a CSV.")
-        weights_root = Path(options["weights_dir"])
-        target = weights_root / name / version
-        if (target / "card.json").exists() and not options["force"]:
-            raise CommandError(f"{target} already exists; pick another --model-version or --force.")
-        work_dir = Path(options["work_dir"] or settings.VAR_DIR / "ml-work" / name / version)
-        if options["restart"] and work_dir.exists():
-            shutil.rmtree(work_dir)
 
         from tqdm import tqdm
 
@@ -141,3 +159,34 @@ class Command(BaseCommand):
         except MLError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(self.style.SUCCESS(f"Trained {card.key} in {card.folder}"))
+
+    def _export_studies(self, options, config, spec, work_dir: Path) -> Path:
+        """Write the labelled images of this hospital's studies to ``work_dir/dataset``."""
+        from accounts.audit import Actor
+        from diagnostics import training_set
+
+        code = options["from_studies"]
+        categories = spec.applies_to.get("categories") or []
+        if not categories:
+            raise CommandError("--from-studies needs the study categories (--category).")
+        if len(config.class_names) != 2:
+            raise CommandError("--from-studies trains two classes: negative first, then CODE.")
+        images = training_set.labelled_images(
+            code, categories=categories, view_positions=spec.applies_to.get("view_positions")
+        )
+        counts = training_set.summary(images)
+        self.stdout.write(f"Labelled images for {code!r}: {counts}")
+        if min(counts["positive"], counts["negative"]) < options["min_per_class"]:
+            raise CommandError(
+                f"Too few labelled images for {code!r}: {counts['positive']} positive and "
+                f"{counts['negative']} negative; at least {options['min_per_class']} of each "
+                "are needed (--min-per-class). Sign more reports with this finding code or give "
+                "feedback on AI findings."
+            )
+        return training_set.write_training_set(
+            images,
+            work_dir / "dataset",
+            class_names=tuple(config.class_names),
+            code=code,
+            actor=Actor.system("train_model"),
+        )
