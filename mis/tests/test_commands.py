@@ -64,7 +64,10 @@ def test_seed_bench_says_clearly_what_it_cannot_seed_yet():
         call_command("seed_bench", studies=10, stdout=io.StringIO())
 
 
-def test_drf_create_token_works(clinician):
+def test_create_api_token_prints_a_key_that_authenticates(clinician, client):
     out = io.StringIO()
-    call_command("drf_create_token", "clinician", stdout=out)
-    assert "Generated token" in out.getvalue()
+    call_command("create_api_token", "clinician", "--name", "gateway", stdout=out)
+    key = out.getvalue().strip()
+    assert key.startswith("mis_")
+    response = client.get("/api/v1/patients/", HTTP_AUTHORIZATION=f"Token {key}")
+    assert response.status_code == 200

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.idempotency import idempotent
 from accounts.permissions import PermissionByAction
 from patients import duplicates, merge, selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
@@ -178,6 +179,7 @@ class PatientIdentityViewSet(PermissionByAction, viewsets.GenericViewSet):
         responses={200: MergeSerializer},
     )
     @action(detail=True, methods=["post"])
+    @idempotent
     def merge(self, request, pk=None):
         survivor = self.get_object()
         body = MergeRequestSerializer(data=request.data)
@@ -197,6 +199,7 @@ class PatientIdentityViewSet(PermissionByAction, viewsets.GenericViewSet):
         responses={200: MergeSerializer},
     )
     @action(detail=True, methods=["post"])
+    @idempotent
     def unmerge(self, request, pk=None):
         survivor = self.get_object()
         body = UnmergeRequestSerializer(data=request.data)

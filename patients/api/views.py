@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import Actor, audit_list, audit_view
+from accounts.idempotency import idempotent
 from accounts.permissions import PermissionByAction
 from patients import selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
@@ -100,6 +101,10 @@ class PatientViewSet(
             )
         audit_view(actor=Actor.from_request(request), obj=patient)
         return Response(self.get_serializer(patient).data)
+
+    @idempotent
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)

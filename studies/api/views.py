@@ -14,6 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import Actor, audit_list, audit_view
+from accounts.idempotency import idempotent
 from accounts.permissions import PermissionByAction
 from studies import selectors, services
 from studies.api.serializers import (
@@ -180,6 +181,7 @@ class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.Ge
         request={"multipart/form-data": UploadSerializer},
         responses={200: UploadResultSerializer},
     )
+    @idempotent
     def create(self, request, *args, **kwargs):
         upload = UploadSerializer(data=request.data, context={"request": request})
         upload.is_valid(raise_exception=True)
