@@ -42,7 +42,7 @@ class Migration(migrations.Migration):
             name="is_service_account",
             field=models.BooleanField(
                 default=False,
-                help_text="An integration (a modality gateway, a hospital information system): it signs in only with API tokens, never with a password, and holds exactly the roles, permissions and departments it is given.",
+                help_text="An integration (a modality gateway, a hospital information system): it signs in only with API tokens, never with a password, and holds exactly the roles, permissions and departments it is given.",  # noqa: E501
                 verbose_name="service account",
             ),
         ),
