@@ -7,7 +7,8 @@
   ``Unauthorized``, ``Forbidden``, ``NotFound``, ``Conflict``, ``UnprocessableEntity`` and
   ``TooManyRequests`` (each with an example), and gives every operation the 4xx answers it can
   give: 401/403/429 everywhere, 400 where it takes input, 404 where its path names an object,
-  409/422 where it takes an Idempotency-Key. Endpoints merged later get them too, unchanged.
+  409/422 where it takes an Idempotency-Key,
+  404 also where it takes a page number. Endpoints merged later get them too, unchanged.
 """
 
 from drf_spectacular import openapi
@@ -97,7 +98,8 @@ ERROR_RESPONSES = {
     ),
     "404": (
         "NotFound",
-        "No such object in the user's scope (an object of another department is a 404 too).",
+        "No such object in the user's scope (an object of another department is a 404 too), "
+        "or a page number past the last page.",
         _error_example("not_found", "Not found."),
         None,
     ),
@@ -142,8 +144,8 @@ def _wanted(path: str, method: str, operation: dict) -> list[str]:
     )
     if takes_input:
         wanted.append("400")
-    if any(p.get("in") == "path" for p in parameters):
-        wanted.append("404")
+    if any(p.get("in") == "path" or p.get("name") in ("page", "cursor") for p in parameters):
+        wanted.append("404")  # an object out of scope, a page past the last, a bad cursor
     if any(p.get("in") == "header" and p.get("name") == HEADER for p in parameters):
         wanted += ["409", "422"]
     return wanted

@@ -206,6 +206,14 @@ class ApiTokenSerializer(serializers.ModelSerializer):
         return value
 
 
-class RoleSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    permissions = serializers.ListField(child=serializers.CharField())
+class RoleSerializer(serializers.ModelSerializer):
+    permissions = serializers.SerializerMethodField(
+        help_text=_('The permissions the role gives, as "app_label.codename".')
+    )
+
+    class Meta:
+        model = Group
+        fields = ["id", "name", "permissions"]
+
+    def get_permissions(self, group) -> list[str]:
+        return sorted(f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all())

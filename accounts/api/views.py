@@ -1,3 +1,4 @@
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext as _
@@ -18,7 +19,7 @@ from accounts.audit import LIST, Actor, audit_record
 from accounts.filters import AuditEventFilter
 from accounts.models import ApiToken, AuditEvent, Department, User
 from accounts.permissions import PermissionByAction, can, restrict
-from accounts.roles import ROLE_PERMISSIONS, ROLES
+from accounts.roles import ROLES
 from accounts.sharing import SHARE_PERM, share_grant, share_revoke, shareable_object
 from accounts.tokens import MANAGE_PERM, token_create, token_revoke, tokens_visible_to
 
@@ -191,17 +192,22 @@ class ShareViewSet(PermissionByAction, viewsets.GenericViewSet):
 
 @extend_schema_view(
     list=extend_schema(summary="The roles and the permissions each gives"),
+    retrieve=extend_schema(summary="One role"),
 )
-class RoleViewSet(PermissionByAction, viewsets.ViewSet):
-    """Read-only: roles are defined in code (accounts/roles.py); give them to users through
-    ``/api/v1/users/`` (``roles``)."""
+class RoleViewSet(PermissionByAction, viewsets.ReadOnlyModelViewSet):
+    """Read-only: roles are defined in code (accounts/roles.py) and synchronised to groups;
+    give them to users through ``/api/v1/users/`` (``roles``)."""
 
     default_perm = "accounts.view_user"
     serializer_class = RoleSerializer
+    ordering_fields = ["name"]
 
-    def list(self, request):
-        rows = [{"name": role, "permissions": sorted(ROLE_PERMISSIONS[role])} for role in ROLES]
-        return Response(RoleSerializer(rows, many=True).data)
+    def get_queryset(self):
+        return (
+            Group.objects.filter(name__in=ROLES)
+            .prefetch_related("permissions__content_type")
+            .order_by("name")
+        )
 
 
 @extend_schema_view(

@@ -207,6 +207,7 @@ def test_roles_are_listed_for_administrators_only(client, administrator, clinici
     client.force_login(clinician)
     assert client.get("/api/v1/roles/").status_code == 403
     client.force_login(administrator)
-    roles = {r["name"]: r["permissions"] for r in client.get("/api/v1/roles/").json()}
+    rows = client.get("/api/v1/roles/").json()["results"]
+    roles = {r["name"]: r["permissions"] for r in rows}
     assert "patients.add_patient" in roles["Registrar"]
     assert "accounts.view_auditevent" in roles["Administrator"]
