@@ -8,6 +8,7 @@ class StudiesConfig(AppConfig):
 
     def ready(self):
         from accounts import roles
+        from accounts.registry import register_bench_seeder
         from accounts.permissions import extend_scope
         from patients.linked import register_patient_linked
         from patients.models import Patient
@@ -37,3 +38,8 @@ class StudiesConfig(AppConfig):
         extend_scope(Patient, "studies__department")
         # Merge moves a duplicate's studies (with their series, instances and derived images).
         register_patient_linked(Study)
+        # seed_bench --studies N --instances N (rows without files; COPY on PostgreSQL).
+        from studies import seeding
+
+        register_bench_seeder("studies", seeding.seed_studies, order=30)
+        register_bench_seeder("instances", seeding.seed_instances, order=40)

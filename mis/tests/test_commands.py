@@ -59,9 +59,9 @@ def test_seed_bench_bulk_loads_patients_and_audit_events():
     assert out.getvalue().strip().splitlines()[-1].startswith("{")
 
 
-def test_seed_bench_says_clearly_what_it_cannot_seed_yet():
-    with pytest.raises(CommandError, match="studies"):
-        call_command("seed_bench", studies=10, stdout=io.StringIO())
+def test_seed_bench_refuses_a_run_without_counts():
+    with pytest.raises(CommandError, match="how many rows"):
+        call_command("seed_bench", stdout=io.StringIO())
 
 
 def test_create_api_token_prints_a_key_that_authenticates(clinician, client):
