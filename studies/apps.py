@@ -8,8 +8,8 @@ class StudiesConfig(AppConfig):
 
     def ready(self):
         from accounts import roles
-        from accounts.registry import register_bench_seeder
         from accounts.permissions import extend_scope
+        from accounts.registry import register_bench_seeder
         from patients.linked import register_patient_linked
         from patients.models import Patient
         from studies.models import Study
