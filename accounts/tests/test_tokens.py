@@ -211,3 +211,35 @@ def test_roles_are_listed_for_administrators_only(client, administrator, clinici
     roles = {r["name"]: r["permissions"] for r in rows}
     assert "patients.add_patient" in roles["Registrar"]
     assert "accounts.view_auditevent" in roles["Administrator"]
+
+
+def test_the_profile_page_makes_shows_once_and_revokes(client, clinician, registrar):
+    others, _ = make(registrar)
+    client.force_login(clinician)
+    page = client.get("/accounts/tokens/")
+    assert page.status_code == 200 and "No tokens yet" in page.content.decode()
+    made = client.post("/accounts/tokens/", {"name": "script", "expires_days": "30"})
+    key = made.context["new_key"]
+    assert key in made.content.decode() and made["Cache-Control"] == "no-store"
+    assert Client().get(PATIENTS, **auth(key)).status_code == 200
+    listed = client.get("/accounts/tokens/").content.decode()
+    assert "script" in listed and key not in listed
+    token = ApiToken.objects.get(user=clinician)
+    # Someone else's token cannot be revoked from here.
+    client.post("/accounts/tokens/", {"revoke": others.pk})
+    assert ApiToken.objects.filter(pk=others.pk).exists()
+    client.post("/accounts/tokens/", {"revoke": token.pk})
+    assert not ApiToken.objects.filter(pk=token.pk).exists()
+    assert Client().get(PATIENTS, **auth(key)).status_code == 401
+
+
+@pytest.mark.parametrize("days", ["0", "abc", "99999"])
+def test_the_profile_page_refuses_a_bad_expiry(client, clinician, days):
+    client.force_login(clinician)
+    response = client.post("/accounts/tokens/", {"name": "x", "expires_days": days})
+    assert "Expiry" in response.content.decode()
+    assert not ApiToken.objects.exists()
+
+
+def test_the_profile_page_requires_login(client):
+    assert client.get("/accounts/tokens/").status_code == 302
