@@ -86,6 +86,7 @@ class StudyViewSet(
     action_perms = {
         "partial_update": selectors.CHANGE,
         "export": EXPORT_PERM,
+        "patient_export": EXPORT_PERM,
         "remove_images": services.REMOVE_PERM,
     }
 
@@ -100,6 +101,28 @@ class StudyViewSet(
     def export(self, request, pk=None):
         study = self.get_object()
         return export_response(Actor.from_request(request), [study], f"study-{study.pk}.zip")
+
+    @extend_schema(
+        summary="Export all of a patient's studies you may export as one ZIP with a DICOMDIR",
+        parameters=[
+            OpenApiParameter("patient", int, required=True, description="The patient's id.")
+        ],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="patient-export",
+        renderer_classes=[ZipRenderer, renderers.JSONRenderer],
+    )
+    def patient_export(self, request):
+        raw = request.query_params.get("patient", "")
+        if not raw.isdigit():
+            raise exceptions.ValidationError({"patient": [_("Give the patient's id.")]})
+        studies = list(self.get_queryset().filter(patient_id=int(raw)))
+        if not studies:
+            raise exceptions.NotFound()
+        return export_response(Actor.from_request(request), studies, f"patient-{raw}-studies.zip")
 
     @extend_schema(
         summary="Remove the image files of the study, keeping the record (reason required)",
@@ -143,13 +166,39 @@ class StudyViewSet(
         )
 
 
+def _remove_images(request, target, study):
+    payload = RemoveImagesSerializer(data=request.data)
+    payload.is_valid(raise_exception=True)
+    services.images_remove(
+        actor=Actor.from_request(request), target=target, reason=payload.validated_data["reason"]
+    )
+    study.refresh_from_db()
+    return Response(StudyDetailSerializer(study, context={"request": request}).data)
+
+
 @extend_schema_view(retrieve=extend_schema(summary="One series with its instances"))
 class SeriesViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = SeriesDetailSerializer
     default_perm = selectors.VIEW
+    action_perms = {"remove_images": services.REMOVE_PERM}
 
     def get_queryset(self):
-        return selectors.series_queryset(user=self.request.user).prefetch_related("instances")
+        return selectors.series_queryset(
+            user=self.request.user, perm=self.required_perm()
+        ).prefetch_related("instances")
+
+    @extend_schema(
+        summary="Remove the image files of the series, keeping the records (reason required)",
+        request=RemoveImagesSerializer,
+        responses={200: StudyDetailSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="remove-images")
+    def remove_images(self, request, pk=None):
+        series = self.get_object()
+        study = selectors.study_queryset(user=request.user, perm=self.required_perm()).get(
+            pk=series.study_id
+        )
+        return _remove_images(request, series, study)
 
     def retrieve(self, request, *args, **kwargs):
         series = self.get_object()
@@ -166,10 +215,23 @@ def _not_found(exc: NoImage):
 class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = InstanceDetailSerializer
     default_perm = selectors.VIEW
-    action_perms = {"create": ADD_PERM}
+    action_perms = {"create": ADD_PERM, "remove_images": services.REMOVE_PERM}
 
     def get_queryset(self):
-        return selectors.instance_queryset(user=self.request.user)
+        return selectors.instance_queryset(user=self.request.user, perm=self.required_perm())
+
+    @extend_schema(
+        summary="Remove the image file of the instance, keeping the record (reason required)",
+        request=RemoveImagesSerializer,
+        responses={200: StudyDetailSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="remove-images")
+    def remove_images(self, request, pk=None):
+        instance = self.get_object()
+        study = selectors.study_queryset(user=request.user, perm=self.required_perm()).get(
+            pk=instance.series.study_id
+        )
+        return _remove_images(request, instance, study)
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()
