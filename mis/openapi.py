@@ -173,7 +173,9 @@ def document_errors(result, generator, request, public):
             if method not in _METHODS:
                 continue
             documented = operation.setdefault("responses", {})
-            for status in _wanted(path, method, operation):
+            # Wanted codes, and those a view documented by a description only: the error shape.
+            extra = [c for c in documented if c in ERROR_RESPONSES]
+            for status in dict.fromkeys(_wanted(path, method, operation) + extra):
                 current = documented.get(status)
                 name = ERROR_RESPONSES[status][0]
                 if current is None or not current.get("content"):

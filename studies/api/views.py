@@ -107,7 +107,10 @@ class StudyViewSet(
         parameters=[
             OpenApiParameter("patient", int, required=True, description="The patient's id.")
         ],
-        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No study of this patient that you may export."),
+        },
     )
     @action(
         detail=False,
