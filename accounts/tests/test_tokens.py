@@ -243,3 +243,23 @@ def test_the_profile_page_refuses_a_bad_expiry(client, clinician, days):
 
 def test_the_profile_page_requires_login(client):
     assert client.get("/accounts/tokens/").status_code == 302
+
+
+def test_administrators_revoke_tokens_in_the_admin_and_it_is_audited(client, administrator):
+    service = UserFactory(username="svc-admin")
+    token, key = make(service)
+    client.force_login(administrator)
+    listing = client.get("/admin/accounts/apitoken/")
+    assert listing.status_code == 200 and "gateway" in listing.content.decode()
+    response = client.post(f"/admin/accounts/apitoken/{token.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not ApiToken.objects.exists()
+    assert AuditEvent.objects.filter(object_type="accounts.apitoken", action="delete").exists()
+    assert Client().get(PATIENTS, **auth(key)).status_code == 401
+
+
+def test_the_token_admin_is_closed_to_other_staff(client, clinician):
+    clinician.is_staff = True
+    clinician.save()
+    client.force_login(clinician)
+    assert client.get("/admin/accounts/apitoken/").status_code == 403
