@@ -2,7 +2,7 @@
 possible-duplicates queue at /api/v1/patient-duplicates/."""
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import filters, mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -176,6 +176,17 @@ class PatientIdentityViewSet(PermissionByAction, viewsets.GenericViewSet):
     @extend_schema(
         summary="Merge a duplicate into this patient",
         request=MergeRequestSerializer,
+        examples=[
+            OpenApiExample(
+                "Merge, keeping the duplicate's phone",
+                request_only=True,
+                value={
+                    "duplicate": 118,
+                    "reason": "Registered twice at admission",
+                    "choices": {"phone": "duplicate"},
+                },
+            )
+        ],
         responses={200: MergeSerializer},
     )
     @action(detail=True, methods=["post"])

@@ -4,6 +4,7 @@ from collections import Counter
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -245,6 +246,26 @@ class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.Ge
         summary="Upload files (DICOM, PNG, JPEG or a ZIP): one result per file",
         request={"multipart/form-data": UploadSerializer},
         responses={200: UploadResultSerializer},
+        examples=[
+            OpenApiExample(
+                "One DICOM file imported",
+                response_only=True,
+                value={
+                    "results": [
+                        {
+                            "name": "chest.dcm",
+                            "status": "imported",
+                            "message": "",
+                            "study": 42,
+                            "instance": 1001,
+                            "patient": 7,
+                            "warnings": [],
+                        }
+                    ],
+                    "counts": {"imported": 1, "duplicate": 0, "rejected": 0},
+                },
+            )
+        ],
     )
     @idempotent
     def create(self, request, *args, **kwargs):
