@@ -6,7 +6,7 @@ from django.utils.translation import ngettext
 
 from accounts.audit import Actor
 from accounts.emergency import REVIEW_PERM, emergency_review
-from accounts.models import AuditEvent, Department, EmergencyAccess, User
+from accounts.models import ApiToken, AuditEvent, Department, EmergencyAccess, User
 
 
 class ScopedAdminMixin:
@@ -27,7 +27,17 @@ class DepartmentAdmin(admin.ModelAdmin):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     fieldsets = BaseUserAdmin.fieldsets + (
-        (_("Hospital"), {"fields": ("middle_name", "departments", "must_change_password")}),
+        (
+            _("Hospital"),
+            {
+                "fields": (
+                    "middle_name",
+                    "departments",
+                    "must_change_password",
+                    "is_service_account",
+                )
+            },
+        ),
     )
     filter_horizontal = ("groups", "user_permissions", "departments")
     list_display = [
@@ -38,7 +48,14 @@ class UserAdmin(BaseUserAdmin):
         "is_staff",
         "must_change_password",
     ]
-    list_filter = ["is_active", "is_staff", "groups", "departments", "must_change_password"]
+    list_filter = [
+        "is_active",
+        "is_staff",
+        "is_service_account",
+        "groups",
+        "departments",
+        "must_change_password",
+    ]
     actions = ["require_password_change"]
 
     @admin.action(
@@ -144,3 +161,44 @@ class EmergencyAccessAdmin(admin.ModelAdmin):
 
     def has_review_permission(self, request):
         return request.user.has_perm(REVIEW_PERM)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are listed and revoked here (audited); they are made on the profile page, with
+    POST /api/v1/tokens/ or ``manage.py create_api_token``, where the key can be shown once."""
+
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at"]
+    list_filter = ["user__is_service_account"]
+    search_fields = ["name", "user__username", "prefix"]
+    readonly_fields = [
+        "user",
+        "name",
+        "prefix",
+        "created_at",
+        "created_by_name",
+        "last_used_at",
+        "expires_at",
+    ]
+    exclude = ["key_hash"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("accounts.change_user")
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm("accounts.change_user")
+
+    def delete_model(self, request, obj):
+        from accounts.tokens import token_revoke
+
+        token_revoke(actor=Actor.from_request(request), token=obj)
+
+    def delete_queryset(self, request, queryset):
+        for token in queryset:
+            self.delete_model(request, token)

@@ -6,6 +6,7 @@ import datetime as dt
 from axes.exceptions import AxesBackendPermissionDenied
 from axes.models import AccessAttempt
 from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -31,3 +32,13 @@ class UsernameLockoutBackend:
                 request.axes_credentials = {"username": username}
             raise AxesBackendPermissionDenied("Too many failed logins for this username")
         return None
+
+
+class InteractiveModelBackend(ModelBackend):
+    """Django's password backend, except that service accounts never sign in with a password
+    (login page, admin): they authenticate only with API tokens (``accounts.tokens``)."""
+
+    def user_can_authenticate(self, user):
+        if getattr(user, "is_service_account", False):
+            return False
+        return super().user_can_authenticate(user)

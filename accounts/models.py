@@ -32,6 +32,15 @@ class User(AbstractUser):
         default=False,
         help_text=_("Set by an administrator: the user must choose a new password to go on."),
     )
+    is_service_account = models.BooleanField(
+        _("service account"),
+        default=False,
+        help_text=_(
+            "An integration (a modality gateway, a hospital information system): it signs in "
+            "only with API tokens, never with a password, and holds exactly the roles, "
+            "permissions and departments it is given."
+        ),
+    )
 
     scope_path = None  # administrators manage every user; no department filter
 
@@ -236,3 +245,65 @@ class HospitalSettings(models.Model):
     def load(cls) -> "HospitalSettings":
         obj, _created = cls.objects.get_or_create(pk=1)
         return obj
+
+
+class ApiToken(models.Model):
+    """An API token. Only the SHA-256 of the key is stored: the key is shown once, when the
+    token is made, and cannot be read back from the database (``accounts.tokens``)."""
+
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("user")
+    )
+    name = models.CharField(
+        _("name"), max_length=100, help_text=_("What the token is for, e.g. the PACS gateway.")
+    )
+    prefix = models.CharField(
+        _("prefix"), max_length=12, help_text=_("The key's first characters, to recognise it.")
+    )
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    created_by_name = models.CharField(_("created by"), max_length=150, blank=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+
+    scope_path = None  # a user's own tokens, or administrators (accounts.tokens decides)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class IdempotencyKey(models.Model):
+    """One ``Idempotency-Key`` a user sent, with the request's fingerprint and, once the request
+    finished, its response: a retry with the same key replays it (``accounts.idempotency``)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+
+    scope_path = None
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "key"],
+                name="idempotency_key_unique_per_user",
+                violation_error_message=_("This idempotency key was already used."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.key}"

@@ -9,4 +9,5 @@ urlpatterns = [
     path("keepalive/", views.keepalive, name="keepalive"),
     path("hospital/", hospital.hospital_settings, name="hospital"),
     path("hospital/logo/", hospital.hospital_logo, name="hospital-logo"),
+    path("tokens/", views.api_tokens, name="tokens"),
 ]

@@ -1,4 +1,5 @@
 import csv
+import datetime as dt
 
 from django.conf import settings
 from django.contrib import messages
@@ -7,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -133,3 +134,40 @@ def keepalive(request) -> HttpResponse:
     if not request.user.is_authenticated:
         return JsonResponse({"authenticated": False}, status=401)
     return JsonResponse({"authenticated": True, "timeout": settings.SESSION_IDLE_TIMEOUT})
+
+
+@login_required
+def api_tokens(request):
+    """The profile page's API tokens: make one (the key is shown once), list, revoke."""
+    from accounts.models import ApiToken
+    from accounts.tokens import token_create, token_revoke
+
+    actor = Actor.from_request(request)
+    new_key = None
+    error = ""
+    if request.method == "POST":
+        if "revoke" in request.POST:
+            token = ApiToken.objects.filter(user=request.user, pk=request.POST["revoke"]).first()
+            if token is not None:
+                token_revoke(actor=actor, token=token)
+                messages.success(request, _("The token was revoked."))
+            return redirect("accounts:tokens")
+        name = request.POST.get("name", "").strip()[:100]
+        days = request.POST.get("expires_days", "").strip()
+        if not name:
+            error = _("Give the token a name: what it is for.")
+        elif days and (not days.isdigit() or not 1 <= int(days) <= 3650):
+            error = _("Expiry: a number of days from 1 to 3650, or empty for none.")
+        else:
+            expires_at = timezone.now() + dt.timedelta(days=int(days)) if days else None
+            _token, new_key = token_create(
+                actor=actor, user=request.user, name=name, expires_at=expires_at
+            )
+    tokens = ApiToken.objects.filter(user=request.user)
+    response = render(
+        request,
+        "accounts/token_list.html",
+        {"tokens": tokens, "new_key": new_key, "error": error},
+    )
+    response["Cache-Control"] = "no-store"  # the new key must not stay in a cache
+    return response

@@ -94,7 +94,6 @@ def credentials(name: str) -> tuple[str, str]:
     """A Clinician of the bench department: a session cookie and an API token."""
     from django.contrib.auth.models import Group
     from django.test import Client
-    from rest_framework.authtoken.models import Token
 
     from accounts.models import Department, User
 
@@ -103,8 +102,11 @@ def credentials(name: str) -> tuple[str, str]:
     user.departments.set([Department.objects.get(code="bench")])
     client = Client()
     client.force_login(user)
-    token, _ = Token.objects.get_or_create(user=user)
-    return client.cookies["sessionid"].value, token.key
+    from accounts.audit import Actor
+    from accounts.tokens import token_create
+
+    _token, key = token_create(actor=Actor.system("bench"), user=user, name="bench")
+    return client.cookies["sessionid"].value, key
 
 
 def free_port() -> int:

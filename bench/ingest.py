@@ -201,8 +201,6 @@ def prepare_django() -> tuple[str, dict]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from rest_framework.authtoken.models import Token
-
     from accounts.models import Department
     from accounts.roles import REGISTRAR
     from accounts.tests.factories import UserFactory
@@ -215,8 +213,11 @@ def prepare_django() -> tuple[str, dict]:
     user = get_user_model().objects.filter(username=BENCH_USER).first()
     if user is None:
         user = UserFactory(username=BENCH_USER, role=REGISTRAR, departments=[department])
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key, config
+    from accounts.audit import Actor
+    from accounts.tokens import token_create
+
+    _token, key = token_create(actor=Actor.system("bench"), user=user, name="bench")
+    return key, config
 
 
 def start_ours(scratch: Path, workers: int) -> tuple[subprocess.Popen, int]:

@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
-from rest_framework import exceptions, pagination, status
+from rest_framework import exceptions, pagination, renderers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -56,6 +56,12 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied()
 
     response = drf_exception_handler(exc, context)
+    request = context.get("request")
+    if request is not None:
+        # Errors are JSON even on endpoints that render images, ZIPs or PDFs: without this an
+        # error body would go out labelled image/png or application/zip.
+        request.accepted_renderer = renderers.JSONRenderer()
+        request.accepted_media_type = "application/json"
     if response is None:
         logger.exception("Unhandled API error", exc_info=exc)
         return Response(

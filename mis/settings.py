@@ -62,7 +62,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "guardian",
     "axes",
@@ -154,7 +153,8 @@ AUTHENTICATION_BACKENDS = [
     # is checked (django-axes counts the failures).
     "axes.backends.AxesStandaloneBackend",
     "accounts.backends.UsernameLockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, refusing passwords of service accounts (tokens only).
+    "accounts.backends.InteractiveModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
@@ -335,6 +335,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "diagnostics.sweep",
         "schedule": float(DIAGNOSTICS_SWEEP_SECONDS),
     },
+    "idempotency-purge": {"task": "accounts.tasks.idempotency_purge", "schedule": 3600.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 HEALTH_CELERY_TIMEOUT = env_int("HEALTH_CELERY_TIMEOUT", 5)
@@ -343,7 +344,8 @@ HEALTH_CELERY_TIMEOUT = env_int("HEALTH_CELERY_TIMEOUT", 5)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: an anonymous request then gets 401 with WWW-Authenticate, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        # Hashed keys of our own (accounts/tokens.py), not rest_framework.authtoken.
+        "accounts.tokens.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -357,15 +359,20 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",
+        "accounts.tokens.TokenRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "60/min"),
         "user": env_str("API_THROTTLE_USER", "1200/min"),
+        "token": env_str("API_THROTTLE_TOKEN", "600/min"),
     },
     "EXCEPTION_HANDLER": "mis.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "mis.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# A retried upload, merge or report signing with the same Idempotency-Key replays the first
+# response for this long (accounts/idempotency.py).
+IDEMPOTENCY_KEY_HOURS = env_int("IDEMPOTENCY_KEY_HOURS", 24)
 SPECTACULAR_SETTINGS = {
     "TITLE": "MIS API",
     "DESCRIPTION": "Hospital imaging MIS: patients, studies, reports and AI diagnostics.",
@@ -376,6 +383,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"AnalysisRunStatusEnum": "diagnostics.models.AnalysisRun.Status"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        # The error shape as reusable components; every operation's 4xx answers (mis/openapi.py).
+        "mis.openapi.document_errors",
+    ],
 }
 
 # --- Caches and logging --------------------------------------------------------------------

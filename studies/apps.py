@@ -9,6 +9,7 @@ class StudiesConfig(AppConfig):
     def ready(self):
         from accounts import roles
         from accounts.permissions import extend_scope
+        from accounts.registry import register_bench_seeder
         from patients.linked import register_patient_linked
         from patients.models import Patient
         from studies.models import Study
@@ -53,3 +54,8 @@ class StudiesConfig(AppConfig):
         from studies.reporting import hooks as reporting
 
         reporting.ready()
+        # seed_bench --studies N --instances N (rows without files; COPY on PostgreSQL).
+        from studies import seeding
+
+        register_bench_seeder("studies", seeding.seed_studies, order=30)
+        register_bench_seeder("instances", seeding.seed_instances, order=40)

@@ -234,8 +234,9 @@ def _department(actor: Actor, fields: StudyFields) -> Department:
     departments = list(user.departments.filter(is_active=True)[:2]) if user else []
     if len(departments) == 1:
         return departments[0]
+    # Only integrations fall back to the configured department; a person chooses.
     service_default = getattr(settings, "STUDIES_DEFAULT_DEPARTMENT", "")
-    if service_default:
+    if service_default and getattr(user, "is_service_account", False):
         found = Department.objects.filter(code=service_default, is_active=True).first()
         if found:
             return found

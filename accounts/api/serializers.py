@@ -1,10 +1,11 @@
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
-from accounts.models import AuditEvent, Department, User
+from accounts.models import ApiToken, AuditEvent, Department, User
 from accounts.roles import ROLES
 
 
@@ -22,6 +23,15 @@ class UserSerializer(serializers.ModelSerializer):
     )
     departments = serializers.SlugRelatedField(
         slug_field="code", many=True, queryset=Department.objects.all(), required=False
+    )
+    permissions = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text=_(
+            'Permissions given to this user beyond their roles, as "app_label.codename" '
+            '(e.g. "studies.add_study" for an upload-only service account); replaces the '
+            "current ones."
+        ),
     )
     password = serializers.CharField(
         write_only=True,
@@ -42,7 +52,9 @@ class UserSerializer(serializers.ModelSerializer):
             "is_active",
             "is_staff",
             "must_change_password",
+            "is_service_account",
             "roles",
+            "permissions",
             "departments",
             "password",
             "last_login",
@@ -53,10 +65,34 @@ class UserSerializer(serializers.ModelSerializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         data["roles"] = sorted(g.name for g in instance.groups.all())
+        data["permissions"] = sorted(
+            f"{p.content_type.app_label}.{p.codename}" for p in instance.user_permissions.all()
+        )
         return data
+
+    def validate_permissions(self, value):
+        found = {}
+        for perm in value:
+            app_label, _dot, codename = perm.partition(".")
+            match = Permission.objects.filter(
+                content_type__app_label=app_label, codename=codename
+            ).first()
+            if match is None:
+                raise serializers.ValidationError(
+                    _("No such permission: %(perm)s.") % {"perm": perm}
+                )
+            found[perm] = match
+        return list(found.values())
 
     def validate(self, attrs):
         password = attrs.get("password")
+        service = attrs.get(
+            "is_service_account", getattr(self.instance, "is_service_account", False)
+        )
+        if service and password:
+            raise serializers.ValidationError(
+                {"password": [_("A service account has no password; give it an API token.")]}
+            )
         if password:
             candidate = self.instance or User(
                 username=attrs.get("username", ""), email=attrs.get("email", "")
@@ -67,7 +103,12 @@ class UserSerializer(serializers.ModelSerializer):
                 raise serializers.ValidationError({"password": exc.messages}) from None
         return attrs
 
-    def _apply(self, user, roles, departments, password):
+    def _apply(self, user, roles, departments, password, permissions=None):
+        if permissions is not None:
+            user.user_permissions.set(permissions)
+        if user.is_service_account and user.has_usable_password():
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
         if password:
             user.set_password(password)
             user.save(update_fields=["password"])
@@ -80,20 +121,22 @@ class UserSerializer(serializers.ModelSerializer):
         roles = validated_data.pop("roles", None)
         departments = validated_data.pop("departments", None)
         password = validated_data.pop("password", None)
+        permissions = validated_data.pop("permissions", None)
         user = User(**validated_data)
         user.set_unusable_password()
         user.save()
-        self._apply(user, roles, departments, password)
+        self._apply(user, roles, departments, password, permissions)
         return user
 
     def update(self, instance, validated_data):
         roles = validated_data.pop("roles", None)
         departments = validated_data.pop("departments", None)
         password = validated_data.pop("password", None)
+        permissions = validated_data.pop("permissions", None)
         for field, value in validated_data.items():
             setattr(instance, field, value)
         instance.save()
-        self._apply(instance, roles, departments, password)
+        self._apply(instance, roles, departments, password, permissions)
         return instance
 
 
@@ -126,3 +169,51 @@ class ShareSerializer(serializers.Serializer):
         slug_field="username", queryset=User.objects.filter(is_active=True)
     )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    user = serializers.SlugRelatedField(
+        slug_field="username",
+        queryset=User.objects.filter(is_active=True),
+        required=False,
+        help_text=_("Whose token (administrators only; default: yourself)."),
+    )
+    key = serializers.SerializerMethodField(
+        help_text=_("The key: only in the answer to the creation, never again.")
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "user",
+            "prefix",
+            "key",
+            "created_at",
+            "created_by_name",
+            "last_used_at",
+            "expires_at",
+        ]
+        read_only_fields = ["id", "prefix", "created_at", "created_by_name", "last_used_at"]
+
+    def get_key(self, obj) -> str | None:
+        return self.context.get("key")
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError(_("Give an expiry in the future, or none."))
+        return value
+
+
+class RoleSerializer(serializers.ModelSerializer):
+    permissions = serializers.SerializerMethodField(
+        help_text=_('The permissions the role gives, as "app_label.codename".')
+    )
+
+    class Meta:
+        model = Group
+        fields = ["id", "name", "permissions"]
+
+    def get_permissions(self, group) -> list[str]:
+        return sorted(f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all())

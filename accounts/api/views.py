@@ -1,21 +1,27 @@
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.http import Http404
+from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, pagination, status, viewsets
+from rest_framework import exceptions, mixins, pagination, status, viewsets
 from rest_framework.response import Response
 
 from accounts.api.serializers import (
+    ApiTokenSerializer,
     AuditEventSerializer,
     DepartmentSerializer,
+    RoleSerializer,
     ShareSerializer,
     UserSerializer,
 )
 from accounts.audit import LIST, Actor, audit_record
 from accounts.filters import AuditEventFilter
-from accounts.models import AuditEvent, Department, User
-from accounts.permissions import PermissionByAction, restrict
+from accounts.models import ApiToken, AuditEvent, Department, User
+from accounts.permissions import PermissionByAction, can, restrict
+from accounts.roles import ROLES
 from accounts.sharing import SHARE_PERM, share_grant, share_revoke, shareable_object
+from accounts.tokens import MANAGE_PERM, token_create, token_revoke, tokens_visible_to
 
 
 @extend_schema_view(
@@ -46,7 +52,9 @@ class UserViewSet(
 
     def get_queryset(self):
         return restrict(
-            User.objects.prefetch_related("groups", "departments").order_by("username"),
+            User.objects.prefetch_related(
+                "groups", "departments", "user_permissions__content_type"
+            ).order_by("username"),
             self.request.user,
             self.required_perm(),
         )
@@ -180,3 +188,76 @@ class ShareViewSet(PermissionByAction, viewsets.GenericViewSet):
         if not revoked:
             raise Http404
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The roles and the permissions each gives"),
+    retrieve=extend_schema(summary="One role"),
+)
+class RoleViewSet(PermissionByAction, viewsets.ReadOnlyModelViewSet):
+    """Read-only: roles are defined in code (accounts/roles.py) and synchronised to groups;
+    give them to users through ``/api/v1/users/`` (``roles``)."""
+
+    default_perm = "accounts.view_user"
+    serializer_class = RoleSerializer
+    ordering_fields = ["name"]
+
+    def get_queryset(self):
+        return (
+            Group.objects.filter(name__in=ROLES)
+            .prefetch_related("permissions__content_type")
+            .order_by("name")
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="API tokens: your own; every user's for administrators"),
+    retrieve=extend_schema(summary="One API token (never its key)"),
+    create=extend_schema(
+        summary="Make an API token; the answer carries the key, shown only this once",
+        description=(
+            "Made from a signed-in session (the profile page) or by an administrator: a token "
+            "cannot make further tokens for its own user. Administrators give `user` to make "
+            "a token for another user, e.g. a service account."
+        ),
+    ),
+    destroy=extend_schema(summary="Revoke an API token"),
+)
+class ApiTokenViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = ApiTokenSerializer
+    filterset_fields = ["user"]
+    ordering_fields = ["created_at", "last_used_at", "name"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator, no user
+            return ApiToken.objects.none()
+        return tokens_visible_to(self.request.user)
+
+    def perform_create(self, serializer):
+        request = self.request
+        user = serializer.validated_data.get("user") or request.user
+        manager = can(request.user, MANAGE_PERM)
+        if user != request.user and not manager:
+            raise exceptions.PermissionDenied(_("Only administrators make tokens for others."))
+        if isinstance(request.auth, ApiToken) and not manager:
+            # A leaked token must not be able to mint tokens that outlive its revocation.
+            raise exceptions.PermissionDenied(
+                _("Make new tokens from the profile page, signed in with your password.")
+            )
+        token, key = token_create(
+            actor=Actor.from_request(request),
+            user=user,
+            name=serializer.validated_data["name"],
+            expires_at=serializer.validated_data.get("expires_at"),
+        )
+        serializer.instance = token
+        serializer.context["key"] = key
+
+    def perform_destroy(self, instance):
+        token_revoke(actor=Actor.from_request(self.request), token=instance)

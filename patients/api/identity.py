@@ -2,12 +2,13 @@
 possible-duplicates queue at /api/v1/patient-duplicates/."""
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import filters, mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import VIEW, Actor, audit_list, audit_record
+from accounts.idempotency import idempotent
 from accounts.permissions import PermissionByAction
 from patients import duplicates, merge, selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
@@ -175,9 +176,21 @@ class PatientIdentityViewSet(PermissionByAction, viewsets.GenericViewSet):
     @extend_schema(
         summary="Merge a duplicate into this patient",
         request=MergeRequestSerializer,
+        examples=[
+            OpenApiExample(
+                "Merge, keeping the duplicate's phone",
+                request_only=True,
+                value={
+                    "duplicate": 118,
+                    "reason": "Registered twice at admission",
+                    "choices": {"phone": "duplicate"},
+                },
+            )
+        ],
         responses={200: MergeSerializer},
     )
     @action(detail=True, methods=["post"])
+    @idempotent
     def merge(self, request, pk=None):
         survivor = self.get_object()
         body = MergeRequestSerializer(data=request.data)
@@ -197,6 +210,7 @@ class PatientIdentityViewSet(PermissionByAction, viewsets.GenericViewSet):
         responses={200: MergeSerializer},
     )
     @action(detail=True, methods=["post"])
+    @idempotent
     def unmerge(self, request, pk=None):
         survivor = self.get_object()
         body = UnmergeRequestSerializer(data=request.data)

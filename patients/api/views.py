@@ -2,12 +2,18 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import Actor, audit_list, audit_view
+from accounts.idempotency import idempotent
 from accounts.permissions import PermissionByAction
 from patients import selectors, services
 from patients.api.serializers import PatientSerializer, ReasonSerializer
@@ -34,7 +40,22 @@ def _identifier_inputs(items) -> list[services.IdentifierInput]:
 @extend_schema_view(
     list=extend_schema(summary="List and search patients"),
     retrieve=extend_schema(summary="One patient"),
-    create=extend_schema(summary="Register a patient"),
+    create=extend_schema(
+        summary="Register a patient",
+        examples=[
+            OpenApiExample(
+                "A new patient",
+                request_only=True,
+                value={
+                    "last_name": "Ёлкина",
+                    "first_name": "Мария",
+                    "birth_date": "1990-01-02",
+                    "sex": "F",
+                    "identifiers": [{"type": "snils", "value": "112-233-445 95"}],
+                },
+            )
+        ],
+    ),
     partial_update=extend_schema(summary="Change a patient's fields"),
     update=extend_schema(summary="Replace a patient's fields"),
     destroy=extend_schema(
@@ -100,6 +121,10 @@ class PatientViewSet(
             )
         audit_view(actor=Actor.from_request(request), obj=patient)
         return Response(self.get_serializer(patient).data)
+
+    @idempotent
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)

@@ -61,10 +61,11 @@ def test_anonymous_gets_401_in_the_error_shape(api_client, patient):
 
 
 def test_token_authentication(api_client, clinician, patient):
-    from rest_framework.authtoken.models import Token
+    from accounts.audit import Actor
+    from accounts.tokens import token_create
 
-    token = Token.objects.create(user=clinician)
-    response = api_client.get(LIST, HTTP_AUTHORIZATION=f"Token {token.key}")
+    _token, key = token_create(actor=Actor.system("test"), user=clinician, name="test")
+    response = api_client.get(LIST, HTTP_AUTHORIZATION=f"Token {key}")
     assert response.status_code == 200
 
 

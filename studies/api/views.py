@@ -4,6 +4,7 @@ from collections import Counter
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiExample,
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
@@ -14,6 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.audit import Actor, audit_list, audit_view
+from accounts.idempotency import idempotent
 from accounts.permissions import PermissionByAction
 from studies import selectors, services
 from studies.api.serializers import (
@@ -85,6 +87,7 @@ class StudyViewSet(
     action_perms = {
         "partial_update": selectors.CHANGE,
         "export": EXPORT_PERM,
+        "patient_export": EXPORT_PERM,
         "remove_images": services.REMOVE_PERM,
     }
 
@@ -99,6 +102,31 @@ class StudyViewSet(
     def export(self, request, pk=None):
         study = self.get_object()
         return export_response(Actor.from_request(request), [study], f"study-{study.pk}.zip")
+
+    @extend_schema(
+        summary="Export all of a patient's studies you may export as one ZIP with a DICOMDIR",
+        parameters=[
+            OpenApiParameter("patient", int, required=True, description="The patient's id.")
+        ],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No study of this patient that you may export."),
+        },
+    )
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="patient-export",
+        renderer_classes=[ZipRenderer, renderers.JSONRenderer],
+    )
+    def patient_export(self, request):
+        raw = request.query_params.get("patient", "")
+        if not raw.isdigit():
+            raise exceptions.ValidationError({"patient": [_("Give the patient's id.")]})
+        studies = list(self.get_queryset().filter(patient_id=int(raw)))
+        if not studies:
+            raise exceptions.NotFound()
+        return export_response(Actor.from_request(request), studies, f"patient-{raw}-studies.zip")
 
     @extend_schema(
         summary="Remove the image files of the study, keeping the record (reason required)",
@@ -142,13 +170,39 @@ class StudyViewSet(
         )
 
 
+def _remove_images(request, target, study):
+    payload = RemoveImagesSerializer(data=request.data)
+    payload.is_valid(raise_exception=True)
+    services.images_remove(
+        actor=Actor.from_request(request), target=target, reason=payload.validated_data["reason"]
+    )
+    study.refresh_from_db()
+    return Response(StudyDetailSerializer(study, context={"request": request}).data)
+
+
 @extend_schema_view(retrieve=extend_schema(summary="One series with its instances"))
 class SeriesViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = SeriesDetailSerializer
     default_perm = selectors.VIEW
+    action_perms = {"remove_images": services.REMOVE_PERM}
 
     def get_queryset(self):
-        return selectors.series_queryset(user=self.request.user).prefetch_related("instances")
+        return selectors.series_queryset(
+            user=self.request.user, perm=self.required_perm()
+        ).prefetch_related("instances")
+
+    @extend_schema(
+        summary="Remove the image files of the series, keeping the records (reason required)",
+        request=RemoveImagesSerializer,
+        responses={200: StudyDetailSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="remove-images")
+    def remove_images(self, request, pk=None):
+        series = self.get_object()
+        study = selectors.study_queryset(user=request.user, perm=self.required_perm()).get(
+            pk=series.study_id
+        )
+        return _remove_images(request, series, study)
 
     def retrieve(self, request, *args, **kwargs):
         series = self.get_object()
@@ -165,10 +219,23 @@ def _not_found(exc: NoImage):
 class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = InstanceDetailSerializer
     default_perm = selectors.VIEW
-    action_perms = {"create": ADD_PERM}
+    action_perms = {"create": ADD_PERM, "remove_images": services.REMOVE_PERM}
 
     def get_queryset(self):
-        return selectors.instance_queryset(user=self.request.user)
+        return selectors.instance_queryset(user=self.request.user, perm=self.required_perm())
+
+    @extend_schema(
+        summary="Remove the image file of the instance, keeping the record (reason required)",
+        request=RemoveImagesSerializer,
+        responses={200: StudyDetailSerializer},
+    )
+    @action(detail=True, methods=["post"], url_path="remove-images")
+    def remove_images(self, request, pk=None):
+        instance = self.get_object()
+        study = selectors.study_queryset(user=request.user, perm=self.required_perm()).get(
+            pk=instance.series.study_id
+        )
+        return _remove_images(request, instance, study)
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()
@@ -179,7 +246,28 @@ class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.Ge
         summary="Upload files (DICOM, PNG, JPEG or a ZIP): one result per file",
         request={"multipart/form-data": UploadSerializer},
         responses={200: UploadResultSerializer},
+        examples=[
+            OpenApiExample(
+                "One DICOM file imported",
+                response_only=True,
+                value={
+                    "results": [
+                        {
+                            "name": "chest.dcm",
+                            "status": "imported",
+                            "message": "",
+                            "study": 42,
+                            "instance": 1001,
+                            "patient": 7,
+                            "warnings": [],
+                        }
+                    ],
+                    "counts": {"imported": 1, "duplicate": 0, "rejected": 0},
+                },
+            )
+        ],
     )
+    @idempotent
     def create(self, request, *args, **kwargs):
         upload = UploadSerializer(data=request.data, context={"request": request})
         upload.is_valid(raise_exception=True)

@@ -7,7 +7,7 @@ import accounts.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0003_audit_append_only_postgres"),
+        ("accounts", "0004_api_tokens_service_accounts_idempotency"),
     ]
 
     operations = [
