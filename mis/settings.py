@@ -382,7 +382,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"AnalysisRunStatusEnum": "diagnostics.models.AnalysisRun.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "AnalysisRunStatusEnum": "diagnostics.models.AnalysisRun.Status",
+        "ReportStatusEnum": "studies.models.Report.Status",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         # The error shape as reusable components; every operation's 4xx answers (mis/openapi.py).

@@ -66,6 +66,8 @@ def test_the_error_components_have_the_shape_and_examples(schema):
         ("/api/v1/patients/", "post"),
         ("/api/v1/patients/{id}/merge/", "post"),
         ("/api/v1/patients/{id}/unmerge/", "post"),
+        ("/api/v1/reports/{id}/sign/", "post"),
+        ("/api/v1/reports/{id}/amend/", "post"),
     ],
 )
 def test_safe_retries_are_documented(schema, path, method):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import django_filters
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 
 from studies.filters import StudyFilter
 from studies.models import FindingCode, ReadingStatus, Report, Study
@@ -22,12 +23,17 @@ class WorklistFilter(StudyFilter):
         fields = []
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class FindingCodeFilter(django_filters.ModelMultipleChoiceFilter):
+    """Finding codes by their code (``?finding=pneumonia&finding=effusion``: all of them)."""
+
+
 class ReportFilter(django_filters.FilterSet):
     """Report list and search: text (``text``), finding codes, status, and every study filter
     under its own name (``category``, ``date_after``, ``q``…) applied to the report's study."""
 
     text = django_filters.CharFilter(method="filter_noop", label=_("Report text"))
-    finding = django_filters.ModelMultipleChoiceFilter(
+    finding = FindingCodeFilter(
         field_name="finding_codes__code",
         to_field_name="code",
         queryset=FindingCode.objects.all(),

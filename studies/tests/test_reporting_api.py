@@ -276,3 +276,29 @@ def test_a_draft_from_a_template_through_the_api(api_client, radiologist, study)
         "/api/v1/reports/", {"study": study.pk, "template": template.pk}, format="json"
     )
     assert response.status_code == 201 and response.json()["conclusion"] == "Без патологии."
+
+
+def test_signing_and_amending_retried_with_an_idempotency_key_happen_once(
+    api_client, radiologist, study
+):
+    api_client.force_authenticate(radiologist)
+    pk = api_client.post(
+        "/api/v1/reports/", {"study": study.pk, "conclusion": "Норма"}, format="json"
+    ).json()["id"]
+    sign = f"/api/v1/reports/{pk}/sign/"
+    first = api_client.post(sign, {}, format="json", HTTP_IDEMPOTENCY_KEY="sign-1")
+    again = api_client.post(sign, {}, format="json", HTTP_IDEMPOTENCY_KEY="sign-1")
+    assert first.status_code == again.status_code == 200
+    assert again["Idempotent-Replayed"] == "true" and again.json() == first.json()
+    # without the key the retry is refused: the report is signed already
+    _error(api_client.post(sign, {}, format="json"), 400)
+    amend = f"/api/v1/reports/{pk}/amend/"
+    body = {"reason": "Уточнение"}
+    one = api_client.post(amend, body, format="json", HTTP_IDEMPOTENCY_KEY="amend-1")
+    two = api_client.post(amend, body, format="json", HTTP_IDEMPOTENCY_KEY="amend-1")
+    assert one.status_code == two.status_code == 201 and one.json()["id"] == two.json()["id"]
+    assert Report.objects.filter(study=study).count() == 2
+    reused = api_client.post(
+        amend, {"reason": "Другое"}, format="json", HTTP_IDEMPOTENCY_KEY="amend-1"
+    )
+    assert reused.status_code == 422
