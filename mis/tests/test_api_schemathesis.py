@@ -38,6 +38,12 @@ _IDS = {
     "/api/v1/tokens/": "spare_token",
     "/api/v1/roles/": "role",
     "/api/v1/audit-events/": "audit_event",
+    "/api/v1/reports/": "report",
+    "/api/v1/annotations/": "annotation",
+    "/api/v1/analysis-runs/": "analysis_run",
+    "/api/v1/findings/": "finding",
+    "/api/v1/ai-models/": "ai_model",
+    "/api/v1/derived/": "derived",
 }
 
 
@@ -53,14 +59,11 @@ def _skip_unless_postgresql():
 
 
 def _install_predict_model():
-    """Issue 8's hook: a tiny model for /predict when diagnostics provides one for tests."""
-    try:
-        testing = importlib.import_module("diagnostics.testing")
-    except ImportError:
-        return
-    install = getattr(testing, "install_test_model", None)
-    if install is not None:
-        install()
+    """Issue 8's hook: a real model for /predict (diagnostics.testing)."""
+    testing = importlib.import_module("diagnostics.testing")
+    model = testing.install_test_model()
+    assert model is not None and model.is_available, "no model serves /predict"
+    return model
 
 
 @pytest.fixture
@@ -122,7 +125,39 @@ def world(settings, tmp_path, administrator, clinician, department):
     spare_user = UserFactory(username="sch-spare", role="Clinician", departments=[department])
     spare_token, _ = token_create(actor=Actor.system("test"), user=spare_user, name="spare")
     event = audit_record(actor=Actor.system("test"), action="view", object_type="test")
-    _install_predict_model()
+    ai_model = _install_predict_model()
+    # A signed report, an annotation, and a finished analysis run with its finding and heatmap.
+    from diagnostics import services as diagnostics_services
+    from studies.annotations import annotation_create
+    from studies.models import FindingCode
+    from studies.reporting import services as reporting
+
+    reader = UserFactory(username="sch-reader", role="Radiologist", departments=[department])
+    study = instance.series.study
+    reader_actor = Actor(user=reader)
+    report = reporting.report_draft_create(
+        actor=reader_actor, study=study, conclusion="Без патологии.", finding_codes=["normal"]
+    )
+    report = reporting.report_sign(actor=reader_actor, report=report)
+    annotation = annotation_create(
+        actor=reader_actor,
+        instance=instance,
+        shape="rect",
+        x=10.0,
+        y=10.0,
+        width=5.0,
+        height=5.0,
+        label=FindingCode.objects.get(code="nodule"),
+        comment="",
+    )
+    (run,) = diagnostics_services.runs_request(
+        actor=reader_actor, study=study, model=ai_model, trigger="api"
+    )
+    diagnostics_services.run_execute(run.pk)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    finding = run.findings.order_by("pk").first()
+    derived = instance.derived.exclude(kind="thumbnail").first() or instance.derived.first()
     return {
         "patient": patient.pk,
         "duplicate_pair": pair.pk,
@@ -134,6 +169,12 @@ def world(settings, tmp_path, administrator, clinician, department):
         "spare_token": spare_token.pk,
         "role": Group.objects.get(name="Clinician").pk,
         "audit_event": event.pk,
+        "report": report.pk,
+        "annotation": annotation.pk,
+        "analysis_run": run.pk,
+        "finding": finding.pk,
+        "ai_model": ai_model.pk,
+        "derived": derived.pk if derived else 0,
     }
 
 
@@ -238,6 +279,9 @@ def test_every_operation_conforms_to_the_schema(request, role, world, wsgi_app, 
         "GET /api/v1/studies/{id}/",
         "GET /api/v1/instances/{id}/frames/{frame}.png",
         "GET /api/v1/series/{id}/",
+        "GET /api/v1/reports/{id}/",
+        "GET /api/v1/annotations/{id}/",
+        "GET /api/v1/analysis-runs/{id}/",
     }
     if role == "administrator":
         expected |= {"GET /api/v1/users/{id}/", "GET /api/v1/audit-events/{id}/"}

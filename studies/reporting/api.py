@@ -124,7 +124,7 @@ class WorklistStudySerializer(StudySerializer):
     claimed_by = serializers.CharField(
         source="claimed_by.display_name", read_only=True, allow_null=True, default=None
     )
-    claimed_at = serializers.DateTimeField(read_only=True)
+    claimed_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta(StudySerializer.Meta):
         fields = [

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import django_filters
+from django.forms.utils import ErrorDict
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 
@@ -57,7 +58,8 @@ class ReportFilter(django_filters.FilterSet):
 
     @property
     def errors(self):
-        return {**self.form.errors, **self.study_filter.errors}
+        # An ErrorDict, as django-filter's own (the API turns it into a 400 with details).
+        return ErrorDict({**self.form.errors, **self.study_filter.errors})
 
     def filter_noop(self, queryset, name, value):
         return queryset  # the search itself is applied by studies.reporting.search

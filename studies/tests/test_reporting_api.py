@@ -302,3 +302,9 @@ def test_signing_and_amending_retried_with_an_idempotency_key_happen_once(
         amend, {"reason": "Другое"}, format="json", HTTP_IDEMPOTENCY_KEY="amend-1"
     )
     assert reused.status_code == 422
+
+
+def test_invalid_report_filters_are_a_400_naming_the_filter(api_client, radiologist):
+    api_client.force_authenticate(radiologist)
+    error = _error(api_client.get("/api/v1/reports/?patient=abc"), 400)
+    assert "patient" in str(error["details"])

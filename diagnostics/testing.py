@@ -1,0 +1,20 @@
+"""Test support for other apps' tests (the API's schemathesis run): a real model for /predict.
+
+The shipped pneumonia model (``ml_weights/pneumonia``, small and fast on a CPU) is registered
+from the repository's weights: /predict and the analysis-run endpoints then answer with real
+calibrated probabilities, never made-up ones.
+"""
+
+from __future__ import annotations
+
+
+def install_test_model():
+    """Register the shipped models (sha256 checked) and return the predict default's row."""
+    from django.conf import settings
+
+    from diagnostics.models import AIModel
+    from diagnostics.registry import registry_sync
+
+    registry_sync()
+    name = settings.PREDICT_DEFAULT_MODEL.split("@", 1)[0]
+    return AIModel.objects.filter(name=name, active=True).order_by("-id").first()
