@@ -150,12 +150,43 @@ def audit_record(
     ``obj`` fills ``object_type``/``object_id`` and, when the object knows its patient
     (``audit_patient_id``), ``patient_id``. Call it inside the transaction of the change.
     """
+    event = audit_event(
+        actor=actor,
+        action=action,
+        obj=obj,
+        object_type=object_type,
+        object_id=object_id,
+        patient_id=patient_id,
+        outcome=outcome,
+        reason=reason,
+        details=details,
+        flagged=flagged,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_event(
+    *,
+    actor: Actor,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    patient_id: int | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    reason: str = "",
+    details: dict | None = None,
+    flagged: bool = False,
+) -> AuditEvent:
+    """The event ``audit_record`` writes, unsaved: for services that write many rows at once
+    (``AuditEvent.objects.bulk_create`` in the transaction of the change)."""
     if obj is not None:
         object_type = object_type or object_label(obj)
         object_id = object_id or obj.pk
         if patient_id is None:
             patient_id = getattr(obj, "audit_patient_id", None)
-    return AuditEvent.objects.create(
+    return AuditEvent(
         user_id=actor.user_id,
         username=actor.username,
         action=action,

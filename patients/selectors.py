@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404
 
@@ -140,7 +141,7 @@ def patient_resolve(
         found = former.patient if former else None
     found = _follow_merges(found)
     while for_update and found is not None:
-        locked = Patient.objects.select_for_update().get(pk=found.pk)
+        locked = _lock_against_merge(found.pk)
         if locked.merged_into_id is None:
             found = locked
             break
@@ -149,6 +150,16 @@ def patient_resolve(
         if not restrict(Patient.objects.filter(pk=found.pk), user, VIEW).exists():
             return None
     return found
+
+
+def _lock_against_merge(pk: int) -> Patient:
+    """The patient's row, locked until the caller's transaction ends so that no merge (which
+    locks it FOR UPDATE) changes it meanwhile. On PostgreSQL a shared lock: uploads of many
+    files for the same patient do not wait for each other, only a merge waits for them."""
+    if connection.vendor == "postgresql":
+        table = Patient._meta.db_table
+        return Patient.objects.raw(f"SELECT * FROM {table} WHERE id = %s FOR SHARE", [pk])[0]
+    return Patient.objects.select_for_update().get(pk=pk)
 
 
 def patient_merged_survivor(*, user, pk: int) -> Patient | None:
