@@ -3,7 +3,7 @@
 import datetime as dt
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.http import Http404
 
 from accounts.permissions import can, restrict
@@ -121,12 +121,21 @@ def patient_resolve(
     found = None
     mrn = normalize_mrn(mrn)
     value = normalize_identifier(identifier)
-    if mrn:
+    rows = PatientIdentifier.objects.filter(value=value) if value else None
+    if rows is not None and identifier_type:
+        rows = rows.filter(type__code=identifier_type)
+    if mrn and rows is not None:
+        # One query for both (ingest's case: a file's PatientID is tried as either); the MRN
+        # match comes first.
+        found = (
+            Patient.objects.filter(Q(mrn=mrn) | Q(pk__in=rows.values("patient_id")))
+            .annotate(by_mrn=Case(When(mrn=mrn, then=Value(0)), default=Value(1)))
+            .order_by("by_mrn", "pk")
+            .first()
+        )
+    elif mrn:
         found = Patient.objects.filter(mrn=mrn).first()
-    if found is None and value:
-        rows = PatientIdentifier.objects.filter(value=value)
-        if identifier_type:
-            rows = rows.filter(type__code=identifier_type)
+    elif rows is not None:
         row = rows.select_related("patient").first()
         found = row.patient if row else None
     if found is None:

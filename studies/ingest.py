@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 
 from accounts.audit import CREATE, Actor, audit_event
@@ -371,21 +371,13 @@ def _record(
     header, name, digest, data = item.header, item.name, item.digest, item.data
     warnings: list[str] = list(header.warnings)
     study = Study.objects.select_for_update().filter(study_uid=header.study_instance_uid).first()
+    created_study = study is None
     if study is None:
         patient = fields.patient or _match_patient(actor, header, warnings)
         study = _create_study(actor, header, fields, patient, department, warnings, collected)
     else:
         _check_same_patient(study, header, warnings)
-    series, _created = Series.objects.get_or_create(
-        series_uid=header.series_instance_uid,
-        defaults={
-            "study": study,
-            "modality": header.modality,
-            "number": header.series_number,
-            "description": header.series_description[:200],
-            "body_part": header.body_part[:64],
-        },
-    )
+    series = _series(study, header, new_study=created_study)
     if series.study_id != study.pk:
         raise Rejected(_("This series already belongs to another study; the file is refused."))
     instance = Instance.objects.create(
@@ -432,6 +424,42 @@ def _record(
         patient_id=study.patient_id,
         warnings=warnings,
     )
+
+
+def _series(study: Study, header, *, new_study: bool) -> Series:
+    """The file's series, created in the study when new. A study created by this very file can
+    have no series yet, so on PostgreSQL its series is inserted straight away (one statement,
+    ``ON CONFLICT DO NOTHING`` for a UID already used elsewhere) instead of get_or_create's
+    look-up, savepoint, insert and release."""
+    values = {
+        "study": study,
+        "modality": header.modality,
+        "number": header.series_number,
+        "description": header.series_description[:200],
+        "body_part": header.body_part[:64],
+    }
+    if new_study and connection.vendor == "postgresql":
+        series = Series(series_uid=header.series_instance_uid, **values)
+        fields = [f for f in Series._meta.concrete_fields if not f.primary_key]
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        table = connection.ops.quote_name(Series._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
+                "ON CONFLICT (series_uid) DO NOTHING RETURNING id",
+                [f.get_db_prep_save(f.pre_save(series, True), connection) for f in fields],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            series.pk = row[0]
+            series._state.adding, series._state.db = False, connection.alias
+            return series
+        return Series.objects.get(series_uid=header.series_instance_uid)
+    series, _created = Series.objects.get_or_create(
+        series_uid=header.series_instance_uid, defaults=values
+    )
+    return series
 
 
 def _create_study(
