@@ -298,6 +298,7 @@ def _record_batch(actor, batch, fields: StudyFields) -> dict[int, IngestResult] 
         results = {}
         with transaction.atomic():
             collected = _Collected()
+            collected.lock_studies({item.header.study_instance_uid for _i, item in batch})
             for (index, item), name in zip(batch, stored, strict=True):
                 results[index] = _record(actor, item, fields, department, name, collected)
             collected.write()
@@ -319,6 +320,19 @@ class _Collected:
     def __init__(self):
         self.audit: list = []
         self.thumbnails: list[int] = []
+        # A batch looks up (and locks) all its studies at once: study UID -> Study, or None
+        # for one not stored yet. ``None`` here: look each up on its own.
+        self.studies: dict[str, Study | None] | None = None
+
+    def lock_studies(self, uids: set[str]) -> None:
+        found = Study.objects.select_for_update().filter(study_uid__in=uids).order_by("pk")
+        self.studies = dict.fromkeys(uids)
+        self.studies.update({study.study_uid: study for study in found})
+
+    def study(self, uid: str) -> Study | None:
+        if self.studies is not None and uid in self.studies:
+            return self.studies[uid]
+        return Study.objects.select_for_update().filter(study_uid=uid).first()
 
     def write(self) -> None:
         if self.audit:
@@ -370,11 +384,13 @@ def _record(
 ) -> IngestResult:
     header, name, digest, data = item.header, item.name, item.digest, item.data
     warnings: list[str] = list(header.warnings)
-    study = Study.objects.select_for_update().filter(study_uid=header.study_instance_uid).first()
+    study = collected.study(header.study_instance_uid)
     created_study = study is None
     if study is None:
         patient = fields.patient or _match_patient(actor, header, warnings)
         study = _create_study(actor, header, fields, patient, department, warnings, collected)
+        if collected.studies is not None:
+            collected.studies[study.study_uid] = study
     else:
         _check_same_patient(study, header, warnings)
     series = _series(study, header, new_study=created_study)
