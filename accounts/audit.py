@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,17 +96,28 @@ _current_request: contextvars.ContextVar = contextvars.ContextVar("audit_request
 
 class AuditActorMiddleware:
     """Makes the request known to signal handlers (role and permission changes), so that they
-    audit who made the change and from where."""
+    audit who made the change and from where; and waits for the request's viewing-window
+    events (``audit_view``) to be committed before its response leaves."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         token = _current_request.set(request)
+        deferred = _deferred_reads.set(True)
         try:
-            return self.get_response(request)
+            response = self.get_response(request)
+            # The reads' audit events are committed before the response leaves.
+            _read_writer.flush()
+            return response
         finally:
+            _deferred_reads.reset(deferred)
             _current_request.reset(token)
+            if _read_writer.unconfirmed:  # only when the view itself raised
+                try:
+                    _read_writer.flush()
+                except Exception:  # the view's own exception is the one to see
+                    pass
 
 
 def client_ip(request) -> str | None:
@@ -137,12 +150,43 @@ def audit_record(
     ``obj`` fills ``object_type``/``object_id`` and, when the object knows its patient
     (``audit_patient_id``), ``patient_id``. Call it inside the transaction of the change.
     """
+    event = audit_event(
+        actor=actor,
+        action=action,
+        obj=obj,
+        object_type=object_type,
+        object_id=object_id,
+        patient_id=patient_id,
+        outcome=outcome,
+        reason=reason,
+        details=details,
+        flagged=flagged,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_event(
+    *,
+    actor: Actor,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    patient_id: int | None = None,
+    outcome: str = AuditEvent.Outcome.SUCCESS,
+    reason: str = "",
+    details: dict | None = None,
+    flagged: bool = False,
+) -> AuditEvent:
+    """The event ``audit_record`` writes, unsaved: for services that write many rows at once
+    (``AuditEvent.objects.bulk_create`` in the transaction of the change)."""
     if obj is not None:
         object_type = object_type or object_label(obj)
         object_id = object_id or obj.pk
         if patient_id is None:
             patient_id = getattr(obj, "audit_patient_id", None)
-    return AuditEvent.objects.create(
+    return AuditEvent(
         user_id=actor.user_id,
         username=actor.username,
         action=action,
@@ -170,14 +214,30 @@ def audit_view(
 ) -> AuditEvent | None:
     """A read inside a viewing window: recorded once per user, object and action per
     ``VIEWING_WINDOW``; later reads in the window (frames, thumbnails, reloads) are not
-    recorded again. Returns the new event, or ``None`` when the window already has one.
+    recorded again. Returns the new event, or ``None`` when the window already has one (or
+    when the event is being committed beside the request, see below).
     Downloads, exports and lists are always their own event: use ``audit_record``/``audit_list``.
+
+    Inside a request served through ``AuditActorMiddleware`` on PostgreSQL, outside any
+    transaction, the event is written by one ``INSERT ... WHERE NOT EXISTS`` sent on a
+    connection of its own without waiting: the request goes on (serializing, rendering) while
+    the database commits it, and the middleware waits for that commit before the response
+    leaves (``audit_flush``). A failure there retries on the request's own connection and,
+    failing again, turns the response into an error: no data leaves unaudited.
     """
     if not settings.AUDIT_READS:
         return None
     if obj is not None:
         object_type = object_type or object_label(obj)
         object_id = object_id or obj.pk
+        if patient_id is None:
+            patient_id = getattr(obj, "audit_patient_id", None)
+    if actor.user_id is not None and _read_writer.deferrable():
+        event = _event_row(
+            actor, action, object_type, object_id, patient_id, details or {}, timezone.now()
+        )
+        if _read_writer.send(event):
+            return None
     recent = AuditEvent.objects.filter(
         object_id=str(object_id),
         object_type=object_type,
@@ -196,6 +256,157 @@ def audit_view(
         patient_id=patient_id,
         details=details,
     )
+
+
+def audit_flush() -> None:
+    """Wait until the viewing-window events this request sent are committed (see
+    ``audit_view``); raises when one could not be written. Call it before reading the audit
+    in the same request (the access log does)."""
+    _read_writer.flush()
+
+
+def _event_row(actor, action, object_type, object_id, patient_id, details, now) -> dict:
+    return {
+        "time": now,
+        "user_id": actor.user_id,
+        "username": actor.username,
+        "action": action,
+        "object_type": object_type,
+        "object_id": str(object_id) if object_id not in (None, "") else "",
+        "patient_id": patient_id,
+        "ip": actor.ip,
+        "user_agent": actor.user_agent,
+        "outcome": AuditEvent.Outcome.SUCCESS.value,
+        "reason": "",
+        "details": details,
+        "flagged": False,
+    }
+
+
+# One statement: the window check and the insert in a single round trip (and a single
+# implicit transaction on the writer's autocommit connection).
+_INSERT_IF_NEW_WINDOW = """
+INSERT INTO accounts_auditevent
+    (time, user_id, username, action, object_type, object_id, patient_id, ip, user_agent,
+     outcome, reason, details, flagged)
+SELECT %(time)s::timestamptz, %(user_id)s::bigint, %(username)s, %(action)s,
+       %(object_type)s, %(object_id)s, %(patient_id)s::bigint, %(ip)s::inet,
+       %(user_agent)s, %(outcome)s, %(reason)s, %(details)s::jsonb, %(flagged)s::boolean
+WHERE NOT EXISTS (
+    SELECT 1 FROM accounts_auditevent
+    WHERE object_id = %(object_id)s AND object_type = %(object_type)s
+      AND user_id = %(user_id)s::bigint AND action = %(action)s
+      AND time >= %(window_start)s::timestamptz
+)
+"""
+
+
+class _ReadAuditWriter(threading.local):
+    """Per thread of each process: a PostgreSQL connection of its own (autocommit) on which
+    viewing-window events are sent without waiting for the answer, and the rows sent but not
+    yet confirmed in this request."""
+
+    def __init__(self):
+        self.connection = None
+        self.key = None
+        self.unconfirmed: list[dict] = []
+
+    def deferrable(self) -> bool:
+        from django.db import connection
+
+        return (
+            _deferred_reads.get()
+            and settings.AUDIT_READS_DEFERRED
+            and connection.vendor == "postgresql"
+            and not connection.in_atomic_block
+        )
+
+    def _connect(self):
+        import psycopg
+        from django.db import connection
+
+        params = connection.get_connection_params()
+        key = (os.getpid(), tuple(sorted((k, str(v)) for k, v in params.items())))
+        live = (
+            self.connection is not None
+            and self.key == key
+            and not self.connection.closed
+            and self.connection.pgconn.status == psycopg.pq.ConnStatus.OK
+        )
+        if not live:
+            self._close()
+            params = {k: v for k, v in params.items() if k != "cursor_factory"}
+            self.connection = psycopg.connect(**params, autocommit=True)
+            self.key = key
+        return self.connection
+
+    def _close(self):
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:  # a broken connection is replaced either way
+                pass
+        self.connection = None
+
+    def send(self, event: dict) -> bool:
+        """Send one event's statement; False (nothing sent) when the connection cannot be had."""
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        if self.unconfirmed:
+            self.flush()  # libpq takes one statement in flight at a time
+        try:
+            conn = self._connect()
+            params = {
+                **event,
+                "details": Jsonb(event["details"]),
+                "window_start": event["time"] - VIEWING_WINDOW,
+            }
+            query = psycopg.ClientCursor(conn).mogrify(_INSERT_IF_NEW_WINDOW, params)
+            conn.pgconn.send_query(query.encode())
+        except Exception:  # the caller writes it the ordinary way instead
+            self._close()
+            return False
+        self.unconfirmed.append(event)
+        return True
+
+    def flush(self) -> None:
+        if not self.unconfirmed:
+            return
+        import psycopg
+
+        rows, self.unconfirmed = self.unconfirmed, []
+        failed = self.connection is None
+        if not failed:
+            try:
+                pgconn = self.connection.pgconn
+                while (result := pgconn.get_result()) is not None:
+                    if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                        failed = True
+            except Exception:  # retried below on the request's connection
+                failed = True
+        if failed:
+            self._close()
+            # Not known to be committed: write again on the request's own connection. The
+            # window check makes this idempotent if the first attempt did commit.
+            for row in rows:
+                _write_if_new_window(row)
+
+
+def _write_if_new_window(row: dict) -> None:
+    recent = AuditEvent.objects.filter(
+        object_id=row["object_id"],
+        object_type=row["object_type"],
+        user_id=row["user_id"],
+        action=row["action"],
+        time__gte=row["time"] - VIEWING_WINDOW,
+    )
+    if not recent.exists():
+        AuditEvent.objects.create(**row)
+
+
+_read_writer = _ReadAuditWriter()
+_deferred_reads: contextvars.ContextVar = contextvars.ContextVar("audit_deferred", default=False)
 
 
 def audit_list(

@@ -53,6 +53,12 @@ def parse_args():
     )
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="gunicorn threads per worker (production runs 4: Dockerfile, docker-compose.yml)",
+    )
     parser.add_argument("--rounds", type=int, default=6, help="alternations of off and on")
     return parser.parse_args()
 
@@ -115,7 +121,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, audit: bool, workers: int) -> subprocess.Popen:
+def start_server(port: int, audit: bool, workers: int, threads: int = 1) -> subprocess.Popen:
     env = {
         **os.environ,
         "AUDIT_READS": "true" if audit else "false",
@@ -130,6 +136,8 @@ def start_server(port: int, audit: bool, workers: int) -> subprocess.Popen:
             "mis.wsgi",
             "-w",
             str(workers),
+            "--threads",
+            str(threads),
             "-b",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -226,7 +234,7 @@ def main():
         for audit in (False, True):
             mode = "audit_on" if audit else "audit_off"
             port = free_port()
-            servers[mode] = (port, start_server(port, audit, args.workers))
+            servers[mode] = (port, start_server(port, audit, args.workers, args.threads))
             for n, kind in enumerate(("page", "api")):
                 cookie, token = credentials(f"bench-{mode}-{kind}-{os.getpid()}")
                 setups[(mode, kind)] = {
@@ -272,7 +280,12 @@ def main():
         results.setdefault(kind, {})[mode] = figures
         print(f"{kind:5} {mode:9} {figures}")
     print(f"audit rows written while timing (audit on only): {written}")
-    summary = {"bench": "audit_overhead", "audit_events": AuditEvent.objects.count()}
+    summary = {
+        "bench": "audit_overhead",
+        "audit_events": AuditEvent.objects.count(),
+        "workers": args.workers,
+        "threads": args.threads,
+    }
     met = {}
     for kind, modes in results.items():
         off, on = modes["audit_off"], modes["audit_on"]

@@ -279,6 +279,10 @@ if PRODUCTION and not AUDIT_READS:
     from django.core.exceptions import ImproperlyConfigured
 
     raise ImproperlyConfigured("AUDIT_READS=false is refused in production mode.")
+# On PostgreSQL a request's viewing-window events are committed on a connection of their own
+# while the response is prepared (accounts.audit.audit_view); the response still waits for the
+# commit. false writes them on the request's connection before going on.
+AUDIT_READS_DEFERRED = env_bool("AUDIT_READS_DEFERRED", True)
 AUDIT_SEAL_INTERVAL = env_int("AUDIT_SEAL_INTERVAL", 30)
 # Break-glass grants last this long.
 EMERGENCY_ACCESS_HOURS = env_int("EMERGENCY_ACCESS_HOURS", 24)

@@ -2,7 +2,8 @@
 
 import datetime as dt
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Case, Q, QuerySet, Value, When
 from django.http import Http404
 
 from accounts.permissions import can, restrict
@@ -120,12 +121,21 @@ def patient_resolve(
     found = None
     mrn = normalize_mrn(mrn)
     value = normalize_identifier(identifier)
-    if mrn:
+    rows = PatientIdentifier.objects.filter(value=value) if value else None
+    if rows is not None and identifier_type:
+        rows = rows.filter(type__code=identifier_type)
+    if mrn and rows is not None:
+        # One query for both (ingest's case: a file's PatientID is tried as either); the MRN
+        # match comes first.
+        found = (
+            Patient.objects.filter(Q(mrn=mrn) | Q(pk__in=rows.values("patient_id")))
+            .annotate(by_mrn=Case(When(mrn=mrn, then=Value(0)), default=Value(1)))
+            .order_by("by_mrn", "pk")
+            .first()
+        )
+    elif mrn:
         found = Patient.objects.filter(mrn=mrn).first()
-    if found is None and value:
-        rows = PatientIdentifier.objects.filter(value=value)
-        if identifier_type:
-            rows = rows.filter(type__code=identifier_type)
+    elif rows is not None:
         row = rows.select_related("patient").first()
         found = row.patient if row else None
     if found is None:
@@ -140,7 +150,7 @@ def patient_resolve(
         found = former.patient if former else None
     found = _follow_merges(found)
     while for_update and found is not None:
-        locked = Patient.objects.select_for_update().get(pk=found.pk)
+        locked = _lock_against_merge(found.pk)
         if locked.merged_into_id is None:
             found = locked
             break
@@ -149,6 +159,16 @@ def patient_resolve(
         if not restrict(Patient.objects.filter(pk=found.pk), user, VIEW).exists():
             return None
     return found
+
+
+def _lock_against_merge(pk: int) -> Patient:
+    """The patient's row, locked until the caller's transaction ends so that no merge (which
+    locks it FOR UPDATE) changes it meanwhile. On PostgreSQL a shared lock: uploads of many
+    files for the same patient do not wait for each other, only a merge waits for them."""
+    if connection.vendor == "postgresql":
+        table = Patient._meta.db_table
+        return Patient.objects.raw(f"SELECT * FROM {table} WHERE id = %s FOR SHARE", [pk])[0]
+    return Patient.objects.select_for_update().get(pk=pk)
 
 
 def patient_merged_survivor(*, user, pk: int) -> Patient | None:

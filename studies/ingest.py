@@ -21,11 +21,11 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 
-from accounts.audit import CREATE, Actor, audit_record
-from accounts.models import Department
+from accounts.audit import CREATE, Actor, audit_event
+from accounts.models import AuditEvent, Department
 from accounts.permissions import can
 from patients.dicom_names import dicom_person_name, patient_name_matches
 from patients.models import IdentifierType, IdentityStatus, Patient
@@ -37,7 +37,7 @@ from studies.dicom import secondary_capture
 from studies.dicom.errors import DicomError, ImageError
 from studies.models import Category, Instance, Series, Study, Urgency
 from studies.signals import instance_imported
-from studies.thumbnails import thumbnail_enqueue
+from studies.thumbnails import thumbnails_enqueue
 
 IMPORTED, DUPLICATE, REJECTED = "imported", "duplicate", "rejected"
 ADD_PERM = "studies.add_study"
@@ -94,36 +94,105 @@ def ingest_file(
     streaming way, so a large multi-frame file is never held in memory.
     """
     fields = fields or StudyFields()
+    return _guarded(name, lambda: _store(actor, _prepare(actor, data, name, fields), fields))
+
+
+def ingest_files(
+    *, actor: Actor, items: list[tuple[bytes | Path, str]], fields: StudyFields | None = None
+) -> list[IngestResult]:
+    """Import several files of one request (``(data, name)`` pairs); one result per file, in
+    their order, exactly as ``ingest_file`` one by one would give.
+
+    The new instances are recorded in one transaction (one commit, one batch of audit rows,
+    one thumbnail job) instead of one each. Should anything go wrong inside it (a file that
+    turns out to be refused there, a lock conflict), nothing of the batch is kept and every
+    file goes through ``ingest_file`` on its own: a bad file never spoils the others.
+    """
+    fields = fields or StudyFields()
+    if len(items) < 2:
+        return [ingest_file(actor=actor, data=d, name=n, fields=fields) for d, n in items]
+    results: list[IngestResult | None] = [None] * len(items)
+    prepared: list[tuple[int, _Prepared]] = []
+    for index, (data, name) in enumerate(items):
+        outcome = _guarded(name, partial(_prepare, actor, data, name, fields))
+        if isinstance(outcome, IngestResult):
+            results[index] = outcome
+        else:
+            prepared.append((index, outcome))
+    uids = [p.header.sop_instance_uid for _i, p in prepared]
+    stored_before = {
+        i.sop_instance_uid: i
+        for i in Instance.objects.filter(sop_instance_uid__in=uids).select_related("series__study")
+    }
+    batch, one_by_one, seen = [], [], set()
+    for index, item in prepared:
+        uid = item.header.sop_instance_uid
+        if uid in stored_before:
+            results[index] = _existing(item.name, stored_before[uid], item.digest)
+        elif uid in seen:  # twice in one request: after the first is committed
+            one_by_one.append((index, item))
+        else:
+            seen.add(uid)
+            batch.append((index, item))
+    if batch:
+        recorded = _record_batch(actor, batch, fields)
+        if recorded is None:
+            one_by_one = sorted(batch + one_by_one, key=lambda pair: pair[0])
+        else:
+            for index, result in recorded.items():
+                results[index] = result
+    for index, item in one_by_one:
+        results[index] = _guarded(item.name, partial(_store, actor, item, fields))
+    return results
+
+
+@dataclass
+class _Prepared:
+    """A file parsed and hashed, not yet stored."""
+
+    data: bytes | Path
+    name: str
+    header: object
+    source_format: str
+    digest: str
+
+
+def _guarded(name: str, step):
+    """Run one file's step; a refusal becomes a ``rejected`` result with the reason."""
     try:
-        if not can(actor.user, ADD_PERM):
-            raise PermissionDenied
-        size = data.stat().st_size if isinstance(data, Path) else len(data)
-        if size > settings.STUDIES_MAX_FILE_BYTES:
-            raise Rejected(
-                _("The file is larger than the limit of %(limit)d MB.")
-                % {"limit": settings.STUDIES_MAX_FILE_BYTES // (1024 * 1024)}
-            )
-        if size == 0:
-            raise Rejected(_("The file is empty."))
-        head = _head(data)
-        kind = dicom_parse.sniff_format(head)
-        source_format = "dicom"
-        if kind in ("png", "jpeg"):
-            raw = data.read_bytes() if isinstance(data, Path) else data
-            data, source_format = _wrap(raw, fields), kind
-        elif kind not in ("dicom", "dicom-bare"):
-            raise Rejected(
-                _("Not a DICOM, PNG or JPEG file: %(what)s.")
-                % {"what": dicom_parse.describe_non_dicom(head)}
-            )
-        header = dicom_parse.parse_instance(data, default_zone=settings.TIME_ZONE)
-        return _store(actor, data, name, header, fields, source_format)
+        return step()
     except PermissionDenied:
         return IngestResult(name, REJECTED, _("You may not upload studies."))
     except (Rejected, DicomError, ImageError) as exc:
         return IngestResult(name, REJECTED, str(exc))
     except ValidationError as exc:
         return IngestResult(name, REJECTED, " ".join(exc.messages))
+
+
+def _prepare(actor: Actor, data: bytes | Path, name: str, fields: StudyFields) -> _Prepared:
+    if not can(actor.user, ADD_PERM):
+        raise PermissionDenied
+    size = data.stat().st_size if isinstance(data, Path) else len(data)
+    if size > settings.STUDIES_MAX_FILE_BYTES:
+        raise Rejected(
+            _("The file is larger than the limit of %(limit)d MB.")
+            % {"limit": settings.STUDIES_MAX_FILE_BYTES // (1024 * 1024)}
+        )
+    if size == 0:
+        raise Rejected(_("The file is empty."))
+    head = _head(data)
+    kind = dicom_parse.sniff_format(head)
+    source_format = "dicom"
+    if kind in ("png", "jpeg"):
+        raw = data.read_bytes() if isinstance(data, Path) else data
+        data, source_format = _wrap(raw, fields), kind
+    elif kind not in ("dicom", "dicom-bare"):
+        raise Rejected(
+            _("Not a DICOM, PNG or JPEG file: %(what)s.")
+            % {"what": dicom_parse.describe_non_dicom(head)}
+        )
+    header = dicom_parse.parse_instance(data, default_zone=settings.TIME_ZONE)
+    return _Prepared(data, name, header, source_format, _sha256(data))
 
 
 def _wrap(data: bytes, fields: StudyFields) -> bytes:
@@ -173,24 +242,27 @@ def _sha256(data: bytes | Path) -> str:
     return digest.hexdigest()
 
 
-def _store(actor, data, name, header, fields: StudyFields, source_format) -> IngestResult:
-    digest = _sha256(data)
+def _storage_name(header) -> str:
+    # A name of this upload's own: if a concurrent upload of the same instance wins the race,
+    # discarding ours can never touch the file the winner stored.
+    return (
+        f"dicom/{header.study_instance_uid}/{header.series_instance_uid}/"
+        f"{header.sop_instance_uid}.{secrets.token_hex(4)}.dcm"
+    )
+
+
+def _store(actor, item: _Prepared, fields: StudyFields) -> IngestResult:
+    header, name, digest = item.header, item.name, item.digest
     existing = Instance.objects.filter(sop_instance_uid=header.sop_instance_uid).first()
     if existing is not None:
         return _existing(name, existing, digest)
     department = _department(actor, fields)
-    # A name of this upload's own: if a concurrent upload of the same instance wins the race,
-    # discarding ours can never touch the file the winner stored.
-    path = (
-        f"dicom/{header.study_instance_uid}/{header.series_instance_uid}/"
-        f"{header.sop_instance_uid}.{secrets.token_hex(4)}.dcm"
-    )
-    stored = store_bytes(path, data)
+    stored = store_bytes(_storage_name(header), item.data)
     try:
         with transaction.atomic():
-            result = _record(
-                actor, name, header, fields, department, stored, digest, data, source_format
-            )
+            collected = _Collected()
+            result = _record(actor, item, fields, department, stored, collected)
+            collected.write()
     except IntegrityError:
         _discard(stored)
         # Another upload of the same instance won the race: report what it stored.
@@ -202,6 +274,71 @@ def _store(actor, data, name, header, fields: StudyFields, source_format) -> Ing
         _discard(stored)
         raise
     return result
+
+
+def _record_batch(actor, batch, fields: StudyFields) -> dict[int, IngestResult] | None:
+    """Record ``(index, _Prepared)`` files in one transaction; ``None`` (nothing kept) when
+    any of them fails there."""
+    try:
+        department = _department(actor, fields)
+    except Rejected:
+        return None  # each file then gets the message on its own
+    # Rows are locked in one order (patient, study) by every batch: no deadlock between them.
+    batch = sorted(
+        batch,
+        key=lambda pair: (
+            pair[1].header.patient.patient_id or "",
+            pair[1].header.study_instance_uid,
+        ),
+    )
+    stored: list[str] = []
+    try:
+        for _index, item in batch:
+            stored.append(store_bytes(_storage_name(item.header), item.data))
+        results = {}
+        with transaction.atomic():
+            collected = _Collected()
+            collected.lock_studies({item.header.study_instance_uid for _i, item in batch})
+            for (index, item), name in zip(batch, stored, strict=True):
+                results[index] = _record(actor, item, fields, department, name, collected)
+            collected.write()
+        return results
+    except (Rejected, DicomError, ImageError, ValidationError, PermissionDenied, DatabaseError):
+        for name in stored:
+            _discard(name)
+        return None
+    except BaseException:
+        for name in stored:
+            _discard(name)
+        raise
+
+
+class _Collected:
+    """What one ingest transaction writes in bulk at its end: the audit rows (same
+    transaction as the rows they record) and one thumbnail job for its images."""
+
+    def __init__(self):
+        self.audit: list = []
+        self.thumbnails: list[int] = []
+        # A batch looks up (and locks) all its studies at once: study UID -> Study, or None
+        # for one not stored yet. ``None`` here: look each up on its own.
+        self.studies: dict[str, Study | None] | None = None
+
+    def lock_studies(self, uids: set[str]) -> None:
+        found = Study.objects.select_for_update().filter(study_uid__in=uids).order_by("pk")
+        self.studies = dict.fromkeys(uids)
+        self.studies.update({study.study_uid: study for study in found})
+
+    def study(self, uid: str) -> Study | None:
+        if self.studies is not None and uid in self.studies:
+            return self.studies[uid]
+        return Study.objects.select_for_update().filter(study_uid=uid).first()
+
+    def write(self) -> None:
+        if self.audit:
+            AuditEvent.objects.bulk_create(self.audit)
+        if self.thumbnails:
+            transaction.on_commit(partial(thumbnails_enqueue, list(self.thumbnails)))
 
 
 def _existing(name: str, instance: Instance, digest: str) -> IngestResult:
@@ -244,25 +381,20 @@ def _department(actor: Actor, fields: StudyFields) -> Department:
 
 
 def _record(
-    actor, name, header, fields, department, stored, digest, data, source_format
+    actor, item: _Prepared, fields, department, stored, collected: _Collected
 ) -> IngestResult:
+    header, name, digest, data = item.header, item.name, item.digest, item.data
     warnings: list[str] = list(header.warnings)
-    study = Study.objects.select_for_update().filter(study_uid=header.study_instance_uid).first()
+    study = collected.study(header.study_instance_uid)
+    created_study = study is None
     if study is None:
         patient = fields.patient or _match_patient(actor, header, warnings)
-        study = _create_study(actor, header, fields, patient, department, warnings)
+        study = _create_study(actor, header, fields, patient, department, warnings, collected)
+        if collected.studies is not None:
+            collected.studies[study.study_uid] = study
     else:
         _check_same_patient(study, header, warnings)
-    series, _created = Series.objects.get_or_create(
-        series_uid=header.series_instance_uid,
-        defaults={
-            "study": study,
-            "modality": header.modality,
-            "number": header.series_number,
-            "description": header.series_description[:200],
-            "body_part": header.body_part[:64],
-        },
-    )
+    series = _series(study, header, new_study=created_study)
     if series.study_id != study.pk:
         raise Rejected(_("This series already belongs to another study; the file is refused."))
     instance = Instance.objects.create(
@@ -276,7 +408,7 @@ def _record(
         columns=header.columns,
         frames=max(header.frames, 1) if header.is_image else 0,
         transfer_syntax=header.transfer_syntax_uid,
-        source_format=source_format,
+        source_format=item.source_format,
         file=stored,
         size=data.stat().st_size if isinstance(data, Path) else len(data),
         sha256=digest,
@@ -289,14 +421,16 @@ def _record(
         study.warnings = sorted(set(study.warnings) | set(warnings))
         study.save(update_fields=["modalities", "warnings"])
     if instance.is_image:
-        transaction.on_commit(partial(thumbnail_enqueue, instance.pk))
+        collected.thumbnails.append(instance.pk)
     instance_imported.send(sender=Instance, instance=instance, study=study, actor=actor)
-    audit_record(
-        actor=actor,
-        action=CREATE,
-        obj=instance,
-        patient_id=study.patient_id,
-        details={"study": study.pk, "file": name[:200], "sha256": digest},
+    collected.audit.append(
+        audit_event(
+            actor=actor,
+            action=CREATE,
+            obj=instance,
+            patient_id=study.patient_id,
+            details={"study": study.pk, "file": name[:200], "sha256": digest},
+        )
     )
     return IngestResult(
         name,
@@ -309,7 +443,45 @@ def _record(
     )
 
 
-def _create_study(actor, header, fields: StudyFields, patient, department, warnings) -> Study:
+def _series(study: Study, header, *, new_study: bool) -> Series:
+    """The file's series, created in the study when new. A study created by this very file can
+    have no series yet, so on PostgreSQL its series is inserted straight away (one statement,
+    ``ON CONFLICT DO NOTHING`` for a UID already used elsewhere) instead of get_or_create's
+    look-up, savepoint, insert and release."""
+    values = {
+        "study": study,
+        "modality": header.modality,
+        "number": header.series_number,
+        "description": header.series_description[:200],
+        "body_part": header.body_part[:64],
+    }
+    if new_study and connection.vendor == "postgresql":
+        series = Series(series_uid=header.series_instance_uid, **values)
+        fields = [f for f in Series._meta.concrete_fields if not f.primary_key]
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        marks = ", ".join(["%s"] * len(fields))
+        table = connection.ops.quote_name(Series._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES ({marks}) "
+                "ON CONFLICT (series_uid) DO NOTHING RETURNING id",
+                [f.get_db_prep_save(f.pre_save(series, True), connection) for f in fields],
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            series.pk = row[0]
+            series._state.adding, series._state.db = False, connection.alias
+            return series
+        return Series.objects.get(series_uid=header.series_instance_uid)
+    series, _created = Series.objects.get_or_create(
+        series_uid=header.series_instance_uid, defaults=values
+    )
+    return series
+
+
+def _create_study(
+    actor, header, fields: StudyFields, patient, department, warnings, collected: _Collected
+) -> Study:
     category = fields.category or dicom_category.category_of(header)
     if category not in Category.values:
         category = Category.OTHER
@@ -333,7 +505,9 @@ def _create_study(actor, header, fields: StudyFields, patient, department, warni
         warnings=warnings,
         created_by=actor.user if actor.user_id else None,
     )
-    audit_record(actor=actor, action=CREATE, obj=study, details={"uid": study.study_uid})
+    collected.audit.append(
+        audit_event(actor=actor, action=CREATE, obj=study, details={"uid": study.study_uid})
+    )
     return study
 
 

@@ -67,14 +67,15 @@ def thumbnail_make_by_id(instance_id: int) -> bool:
     return thumbnail_make(instance=instance) is not None
 
 
-def thumbnail_enqueue(instance_id: int) -> None:
-    """Enqueue the thumbnail task (called from ``transaction.on_commit``). A broker that cannot
-    be reached must not fail the upload: the thumbnail is then made when a page asks."""
+def thumbnails_enqueue(instance_ids: list[int]) -> None:
+    """Enqueue one thumbnail job for the images of one ingest transaction (called from
+    ``transaction.on_commit``). A broker that cannot be reached must not fail the upload: the
+    thumbnails are then made when a page asks."""
     from kombu.exceptions import OperationalError
 
-    from studies.tasks import make_thumbnail
+    from studies.tasks import make_thumbnails
 
     try:
-        make_thumbnail.delay(instance_id)
+        make_thumbnails.delay(list(instance_ids))
     except OperationalError as exc:
-        logger.warning("Thumbnail of instance %s not enqueued: %s", instance_id, exc)
+        logger.warning("Thumbnails of instances %s not enqueued: %s", instance_ids, exc)

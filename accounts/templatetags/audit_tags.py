@@ -1,5 +1,6 @@
 from django import template
 
+from accounts.audit import audit_flush
 from accounts.models import AuditEvent
 
 register = template.Library()
@@ -14,6 +15,7 @@ def access_log(record):
     Shown on pages the viewer is already allowed to see. A record that stands for several
     patient ids (a merge) lists them in ``audit_patient_ids``; otherwise its own id is used.
     """
+    audit_flush()  # this request's own view is listed too
     patient_ids = getattr(record, "audit_patient_ids", None) or [record.audit_patient_id]
     events = AuditEvent.objects.filter(patient_id__in=patient_ids).only(
         "time", "username", "action", "outcome", "flagged", "reason"

@@ -38,7 +38,7 @@ from studies.responses import (
     original_response,
     thumbnail_response,
 )
-from studies.uploads import ingest_upload
+from studies.uploads import ingest_uploads
 
 
 class PNGRenderer(renderers.BaseRenderer):
@@ -283,9 +283,9 @@ class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.Ge
             urgency=data.get("urgency", ""),
         )
         actor = Actor.from_request(request)
-        results = []
-        for file in data["file"]:
-            results += [r.as_dict() for r in ingest_upload(actor=actor, upload=file, fields=fields)]
+        results = [
+            r.as_dict() for r in ingest_uploads(actor=actor, uploads=data["file"], fields=fields)
+        ]
         counts = Counter(r["status"] for r in results)
         body = {
             "results": results,

@@ -1,0 +1,133 @@
+"""Viewing-window events committed beside the request (PostgreSQL): sent on the audit writer's
+own connection while the response is prepared, committed before the response leaves, written
+again on the request's connection when the writer's connection fails.
+
+The requests must run outside a transaction (inside the test's transaction ``audit_view`` writes
+on the request's connection, as on SQLite), so each body runs in a thread with its own
+autocommit connection and cleans up after itself, like the sealing tests.
+"""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from accounts import audit
+from accounts.models import AuditEvent
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the deferred write is PostgreSQL only"
+    ),
+]
+
+
+def _in_thread(fn):
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+        finally:
+            audit._read_writer._close()
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(60)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
+def _with_committed_reader(body):
+    """Run ``body(client, user, patient)`` with a Clinician and a patient of their department
+    committed, then remove them and the audit again."""
+    from rest_framework.test import APIClient
+
+    from accounts.tests.factories import DepartmentFactory, UserFactory
+    from patients.models import Patient
+    from patients.tests.factories import PatientFactory
+
+    def run():
+        department = DepartmentFactory(code="deferred-audit", name="Deferred audit")
+        user = UserFactory(username="deferred-reader", role="Clinician", departments=[department])
+        patient = PatientFactory(mrn="DEFER1", department=department)
+        try:
+            client = APIClient()
+            client.force_login(user)
+            return body(client, user, patient)
+        finally:
+            Patient.objects.filter(pk=patient.pk).delete()
+            user.delete()
+            department.delete()
+            with connection.cursor() as cursor:
+                cursor.execute("TRUNCATE accounts_auditseal, accounts_auditevent")
+
+    return _in_thread(run)
+
+
+def _views(user, patient):
+    return list(
+        AuditEvent.objects.filter(
+            user_id=user.pk, action="view", object_type="patients.patient"
+        ).filter(object_id=str(patient.pk))
+    )
+
+
+def test_the_read_is_committed_once_per_window_before_the_response(settings):
+    settings.AUDIT_READS = True
+    settings.AUDIT_READS_DEFERRED = True
+
+    def body(client, user, patient):
+        response = client.get(f"/api/v1/patients/{patient.pk}/")
+        assert response.status_code == 200
+        assert audit._read_writer.connection is not None, "the writer's connection was used"
+        assert not audit._read_writer.unconfirmed
+        (event,) = _views(user, patient)  # committed: visible on this (another) connection
+        assert (event.username, event.patient_id, event.ip) == (
+            "deferred-reader",
+            patient.pk,
+            "127.0.0.1",
+        )
+        assert client.get(f"/api/v1/patients/{patient.pk}/").status_code == 200
+        assert len(_views(user, patient)) == 1  # the same viewing window
+
+    _with_committed_reader(body)
+
+
+def test_a_broken_writer_connection_still_audits_the_read(settings):
+    settings.AUDIT_READS = True
+    settings.AUDIT_READS_DEFERRED = True
+
+    def body(client, user, patient):
+        assert client.get(f"/api/v1/patients/{patient.pk}/").status_code == 200
+        writer_pid = audit._read_writer.connection.info.backend_pid
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [writer_pid])
+        with connection.cursor() as cursor:  # a fresh window: the next read must write
+            cursor.execute("TRUNCATE accounts_auditseal, accounts_auditevent")
+        response = client.get(f"/api/v1/patients/{patient.pk}/")
+        assert response.status_code == 200
+        assert len(_views(user, patient)) == 1
+
+    _with_committed_reader(body)
+
+
+def test_the_page_lists_the_read_it_is_showing(settings):
+    settings.AUDIT_READS = True
+    settings.AUDIT_READS_DEFERRED = True
+
+    def body(client, user, patient):
+        response = client.get(f"/patients/{patient.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "Who accessed this record" in page
+        assert "No accesses recorded." not in page
+        assert "<td>deferred-reader</td><td>view</td>" in page
+        assert len(_views(user, patient)) == 1
+
+    _with_committed_reader(body)

@@ -1,0 +1,100 @@
+"""Several files of one request recorded in one transaction (``ingest_files``): the same
+per-file results as one by one, one audit row per new row, one thumbnail job, the
+``instance_imported`` signal per new instance; a file that fails inside the transaction sends
+every file of the batch through the one-by-one path, so it never spoils the others."""
+
+import pytest
+
+from accounts.audit import Actor
+from accounts.models import AuditEvent
+from studies.ingest import ingest_file, ingest_files
+from studies.models import Instance, Series, Study
+from studies.signals import instance_imported
+from studies.storage_check import storage_check
+
+from .conftest import dicom_bytes, pdf_dicom_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def signalled():
+    sent = []
+
+    def receiver(sender, instance, study, actor, **kwargs):
+        sent.append(instance.pk)
+
+    instance_imported.connect(receiver)
+    yield sent
+    instance_imported.disconnect(receiver)
+
+
+def test_a_batch_gives_each_file_its_result_in_order(
+    registrar, patient, signalled, django_capture_on_commit_callbacks
+):
+    actor = Actor(user=registrar)
+    stored = ingest_file(actor=actor, data=dicom_bytes(), name="earlier.dcm")
+    earlier = Instance.objects.get(pk=stored.instance_id)
+    signalled.clear()
+    same_study = {"StudyInstanceUID": "1.2.9", "SeriesInstanceUID": "1.2.9.1"}
+    files = [
+        (dicom_bytes(**same_study), "a.dcm"),
+        (b"%PDF-1.4 renamed", "report.dcm"),
+        (dicom_bytes(**same_study), "b.dcm"),
+        (pdf_dicom_bytes(), "doc.dcm"),
+        (_bytes_of(earlier), "earlier-again.dcm"),
+    ]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        results = ingest_files(actor=actor, items=files)
+    assert [r.name for r in results] == [name for _data, name in files]
+    assert [r.status for r in results] == [
+        "imported",
+        "rejected",
+        "imported",
+        "imported",
+        "duplicate",
+    ]
+    assert "PDF" in results[1].message
+    assert results[0].study_id == results[2].study_id
+    assert Study.objects.get(pk=results[0].study_id).series.count() == 1
+    new = [r.instance_id for r in results if r.status == "imported"]
+    assert sorted(signalled) == sorted(new)
+    audited = AuditEvent.objects.filter(action="create", object_type="studies.instance")
+    assert sorted(int(e.object_id) for e in audited if int(e.object_id) in new) == sorted(new)
+    assert AuditEvent.objects.filter(action="create", object_type="studies.study").count() == 3
+    assert len(callbacks) == 1  # one thumbnail job for the batch's images (not the document)
+    (job,) = callbacks
+    assert sorted(job.args[0]) == sorted([results[0].instance_id, results[2].instance_id])
+
+
+def test_the_same_instance_twice_in_a_batch_is_imported_then_a_duplicate(registrar, patient):
+    data = dicom_bytes()
+    results = ingest_files(
+        actor=Actor(user=registrar), items=[(data, "a.dcm"), (data, "a-again.dcm")]
+    )
+    assert [r.status for r in results] == ["imported", "duplicate"]
+    assert Instance.objects.count() == 1
+
+
+def test_a_file_refused_inside_the_transaction_spoils_nothing(registrar, patient):
+    actor = Actor(user=registrar)
+    first = ingest_file(actor=actor, data=dicom_bytes(SeriesInstanceUID="9.9.1"), name="x.dcm")
+    # Its series belongs to the first file's study: refused only once the rows are looked at.
+    stray = dicom_bytes(StudyInstanceUID="9.8", SeriesInstanceUID="9.9.1")
+    results = ingest_files(
+        actor=actor,
+        items=[(dicom_bytes(), "good-1.dcm"), (stray, "stray.dcm"), (dicom_bytes(), "good-2.dcm")],
+    )
+    assert [r.status for r in results] == ["imported", "rejected", "imported"]
+    assert "another study" in results[1].message
+    assert Instance.objects.count() == 3
+    assert not Series.objects.exclude(pk__in=Instance.objects.values("series")).exists()
+    assert Study.objects.filter(pk=first.study_id).exists()
+    assert not Study.objects.filter(study_uid="9.8").exists()
+    report = storage_check(verify_hashes=True)
+    assert report.ok, report
+
+
+def _bytes_of(instance) -> bytes:
+    with instance.file.open("rb") as handle:
+        return handle.read()
