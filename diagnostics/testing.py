@@ -18,3 +18,15 @@ def install_test_model():
     registry_sync()
     name = settings.PREDICT_DEFAULT_MODEL.split("@", 1)[0]
     return AIModel.objects.filter(name=name, active=True).order_by("-id").first()
+
+
+def analysed_study(*, actor, study, model):
+    """Run ``model`` on the study's images now, in this process (as the worker would), and
+    return the finished runs: real findings and heatmaps for tests of the API around them."""
+    from diagnostics import services
+
+    runs = services.runs_request(actor=actor, study=study, model=model, trigger="api")
+    for run in runs:
+        services.run_execute(run.pk)
+        run.refresh_from_db()
+    return runs
