@@ -8,6 +8,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from rest_framework import exceptions, pagination, renderers, status
@@ -54,6 +55,13 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, DataError):
+        # The database refused a value the fields let through (a NUL character in a lookup
+        # value, a number out of range): the client's input, so a 400, never a 500.
+        logger.info("Value refused by the database: %s", exc)
+        exc = exceptions.ValidationError(
+            {"non_field_errors": [_("A value in the request cannot be stored or looked up.")]}
+        )
 
     response = drf_exception_handler(exc, context)
     request = context.get("request")

@@ -120,3 +120,13 @@ def test_the_schema_generates_with_the_accounts_endpoints(api_client):
     schema = api_client.get("/api/schema/", {"format": "json"}).json()
     for path in ("/api/v1/users/", "/api/v1/audit-events/", "/api/v1/shares/"):
         assert path in schema["paths"]
+
+
+def test_a_nul_character_in_a_lookup_value_is_a_400_not_a_500(api_client, administrator):
+    """PostgreSQL refuses NUL in text: the refusal is the client's error, in the error shape."""
+    api_client.force_authenticate(administrator)
+    response = api_client.patch(
+        f"/api/v1/users/{administrator.pk}/", {"departments": ["a\x00b"]}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["status"] == "error"
