@@ -87,6 +87,17 @@ def api_client():
 
 
 @pytest.fixture(autouse=True)
+def broker_not_marked_down():
+    """A test that found the broker down must not make the next test's publishes skip it
+    (mis.broker remembers an outage per process)."""
+    from mis import broker
+
+    broker._down_until = 0.0
+    yield
+    broker._down_until = 0.0
+
+
+@pytest.fixture(autouse=True)
 def english_by_default(settings):
     """Messages are asserted in English unless a test asks for Russian (Accept-Language: ru,
     or translation.override("ru")); the product's own default stays Russian."""

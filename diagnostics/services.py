@@ -155,15 +155,14 @@ def runs_request(
     return runs
 
 
-def run_enqueue(run_id: int) -> bool:
+def run_enqueue(run_id: int, *, force: bool = False) -> bool:
     """Send a queued run to the ``inference`` queue (after commit). A broker that is down must
     not hang or fail the upload: the run stays queued and the sweeper sends it later."""
     from diagnostics.tasks import analyse
+    from mis.broker import send_quietly
 
-    try:
-        analyse.apply_async(args=[run_id], retry=False)
-    except Exception as exc:  # kombu/redis raise many kinds; all mean "not sent now"
-        logger.warning("Analysis run %s not sent (the sweeper will retry): %s", run_id, exc)
+    what = f"Analysis run {run_id} (the sweeper resends it)"
+    if not send_quietly(analyse, [run_id], what=what, force=force):
         return False
     AnalysisRun.objects.filter(pk=run_id, status=AnalysisRun.Status.QUEUED).update(
         enqueued_at=timezone.now()
@@ -395,7 +394,7 @@ def runs_sweep() -> dict[str, int]:
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=stale))
         .values_list("pk", flat=True)[:500]
     )
-    sent = sum(run_enqueue(pk) for pk in unsent)
+    sent = sum(run_enqueue(pk, force=True) for pk in unsent)  # the sweeper always tries
     return {"reclaimed": reclaimed, "resent": sent, "unsent": len(unsent) - sent}
 
 

@@ -295,7 +295,14 @@ if _broker_url:
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _broker_url)
     # A broker that does not answer must not hang an upload's publish on commit for long.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 3)
+        "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 3),
+        # A publish tries to connect twice, quickly, rather than kombu's default back-off
+        # (about 6 s against a refused port): an upload's on-commit publish never waits long.
+        # The worker's own consumer reconnects under broker_connection_retry as before.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.5,
     }
 else:
     _broker_dir = VAR_DIR / "broker"
@@ -342,6 +349,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "idempotency-purge": {"task": "accounts.tasks.idempotency_purge", "schedule": 3600.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# After a failed publish, the publishes of this process skip the broker this long (mis/broker.py).
+CELERY_BROKER_DOWN_SECONDS = env_int("CELERY_BROKER_DOWN_SECONDS", 10)
 HEALTH_CELERY_TIMEOUT = env_int("HEALTH_CELERY_TIMEOUT", 5)
 
 # --- REST API -------------------------------------------------------------------------------

@@ -71,11 +71,7 @@ def thumbnails_enqueue(instance_ids: list[int]) -> None:
     """Enqueue one thumbnail job for the images of one ingest transaction (called from
     ``transaction.on_commit``). A broker that cannot be reached must not fail the upload: the
     thumbnails are then made when a page asks."""
-    from kombu.exceptions import OperationalError
-
+    from mis.broker import send_quietly
     from studies.tasks import make_thumbnails
 
-    try:
-        make_thumbnails.delay(list(instance_ids))
-    except OperationalError as exc:
-        logger.warning("Thumbnails of instances %s not enqueued: %s", instance_ids, exc)
+    send_quietly(make_thumbnails, [list(instance_ids)], what=f"Thumbnails of {instance_ids}")

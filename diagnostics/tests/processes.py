@@ -92,7 +92,11 @@ def broker(url: str):
     reset()
     os.environ["CELERY_BROKER_URL"] = url
     app.conf.broker_url = url
-    app.conf.broker_transport_options = {"socket_connect_timeout": 1, "socket_timeout": 2}
+    app.conf.broker_transport_options = {
+        **(saved[1] or {}),
+        "socket_connect_timeout": 1,
+        "socket_timeout": 2,
+    }
     app.conf.task_always_eager = False
     try:
         yield app
