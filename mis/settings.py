@@ -290,20 +290,20 @@ EMERGENCY_ACCESS_HOURS = env_int("EMERGENCY_ACCESS_HOURS", 24)
 # --- Celery -----------------------------------------------------------------------------------
 # Embedded: the filesystem broker and result backend under var/, so nothing but Python is needed.
 _broker_url = env_str("CELERY_BROKER_URL", required=PRODUCTION)
+# For a Redis broker: one that does not answer must not hang an upload's publish on commit.
+REDIS_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 3),
+    # A publish tries to connect twice, quickly, rather than kombu's default back-off (about
+    # 6 s against a refused port). The worker's consumer reconnects under its own retry rules.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 if _broker_url:
     CELERY_BROKER_URL = _broker_url
     CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", _broker_url)
-    # A broker that does not answer must not hang an upload's publish on commit for long.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "socket_connect_timeout": env_int("CELERY_BROKER_CONNECT_TIMEOUT", 3),
-        # A publish tries to connect twice, quickly, rather than kombu's default back-off
-        # (about 6 s against a refused port): an upload's on-commit publish never waits long.
-        # The worker's own consumer reconnects under broker_connection_retry as before.
-        "max_retries": 1,
-        "interval_start": 0,
-        "interval_step": 0.2,
-        "interval_max": 0.5,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
 else:
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "results", "control"):

@@ -92,8 +92,10 @@ def broker(url: str):
     reset()
     os.environ["CELERY_BROKER_URL"] = url
     app.conf.broker_url = url
+    from django.conf import settings
+
     app.conf.broker_transport_options = {
-        **(saved[1] or {}),
+        **settings.REDIS_BROKER_TRANSPORT_OPTIONS,
         "socket_connect_timeout": 1,
         "socket_timeout": 2,
     }
