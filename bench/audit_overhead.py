@@ -126,6 +126,7 @@ def start_server(port: int, audit: bool, workers: int, threads: int = 1) -> subp
         **os.environ,
         "AUDIT_READS": "true" if audit else "false",
         "API_THROTTLE_USER": "1000000/min",
+        "API_THROTTLE_TOKEN": "1000000/min",
         "LOG_LEVEL": "WARNING",
     }
     proc = subprocess.Popen(

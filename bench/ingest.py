@@ -230,6 +230,7 @@ def start_ours(scratch: Path, workers: int) -> tuple[subprocess.Popen, int]:
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15"),
         "MEDIA_ROOT": str(scratch / "media"),
         "API_THROTTLE_USER": "1000000/min",
+        "API_THROTTLE_TOKEN": "1000000/min",
     }
     process = subprocess.Popen(
         [
