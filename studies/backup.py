@@ -9,7 +9,6 @@ before it touches anything, then loads the database and the files into the targe
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -20,20 +19,14 @@ from urllib.parse import quote
 
 from django.db import connection
 
+from studies.hashing import sha256_of
+
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
 class BackupError(Exception):
     """A backup or restore that cannot go on, with the reason."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def postgres_url(settings_dict: dict, name: str | None = None) -> str:
@@ -85,8 +78,8 @@ def backup(destination: Path, *, media_root: Path) -> dict:
             copy = destination / "media" / relative
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, copy)
-            files[f"media/{relative}"] = _sha256(copy)
-    files[database_file.name] = _sha256(database_file)
+            files[f"media/{relative}"] = sha256_of(copy)
+    files[database_file.name] = sha256_of(database_file)
     manifest = {
         "format": FORMAT_VERSION,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -109,7 +102,7 @@ def verify(source: Path) -> dict:
         path = source / name
         if not path.is_file():
             problems.append(f"{name} is missing")
-        elif _sha256(path) != expected:
+        elif sha256_of(path) != expected:
             problems.append(f"{name} is damaged (sha256 differs)")
     if problems:
         raise BackupError("The backup is not intact: " + "; ".join(problems[:10]))

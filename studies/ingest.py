@@ -8,7 +8,6 @@ stored file of an instance whose transaction fails is removed again (no orphans)
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -35,6 +34,7 @@ from studies.dicom import category as dicom_category
 from studies.dicom import parse as dicom_parse
 from studies.dicom import secondary_capture
 from studies.dicom.errors import DicomError, ImageError
+from studies.hashing import sha256_of
 from studies.models import Category, Instance, Series, Study, Urgency
 from studies.signals import instance_imported
 from studies.thumbnails import thumbnails_enqueue
@@ -192,7 +192,7 @@ def _prepare(actor: Actor, data: bytes | Path, name: str, fields: StudyFields) -
             % {"what": dicom_parse.describe_non_dicom(head)}
         )
     header = dicom_parse.parse_instance(data, default_zone=settings.TIME_ZONE)
-    return _Prepared(data, name, header, source_format, _sha256(data))
+    return _Prepared(data, name, header, source_format, sha256_of(data))
 
 
 def _wrap(data: bytes, fields: StudyFields) -> bytes:
@@ -230,16 +230,6 @@ def _head(data: bytes | Path) -> bytes:
         with data.open("rb") as handle:
             return handle.read(512)
     return data[:512]
-
-
-def _sha256(data: bytes | Path) -> str:
-    if isinstance(data, bytes):
-        return hashlib.sha256(data).hexdigest()
-    digest = hashlib.sha256()
-    with data.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _storage_name(header) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.core.files.storage import default_storage
 
+from studies.hashing import sha256_stream
 from studies.models import DerivedImage, Instance
 
 STORED_ROOTS = ("dicom", "derived")
@@ -37,12 +37,9 @@ def walk(storage, root: str) -> Iterator[str]:
         yield from walk(storage, f"{root}/{folder}")
 
 
-def sha256_of(storage, name: str) -> str:
-    digest = hashlib.sha256()
+def stored_sha256(storage, name: str) -> str:
     with storage.open(name, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return sha256_stream(handle)
 
 
 def storage_check(*, verify_hashes: bool = True, progress=None) -> StorageReport:
@@ -55,7 +52,7 @@ def storage_check(*, verify_hashes: bool = True, progress=None) -> StorageReport
         report.checked += 1
         if not storage.exists(name):
             report.missing.append(f"instance {instance.pk}: {name}")
-        elif verify_hashes and sha256_of(storage, name) != instance.sha256:
+        elif verify_hashes and stored_sha256(storage, name) != instance.sha256:
             report.corrupted.append(f"instance {instance.pk}: {name}")
         if progress is not None:
             progress.update(1)
