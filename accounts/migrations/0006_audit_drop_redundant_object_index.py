@@ -4,14 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0005_hospital_settings'),
+        ("accounts", "0005_hospital_settings"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='auditevent',
-            name='audit_object',
+            model_name="auditevent",
+            name="audit_object",
         ),
     ]
