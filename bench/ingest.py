@@ -5,9 +5,12 @@
 
 * Generates 512×512 16-bit CT instances (fresh UIDs for every run, made before the clock runs).
 * Starts Debian's Orthanc (installing the package with apt-get if it is absent) on a spare
-  port with ``SyncStorageArea`` (fsync) on, and our web server (gunicorn, production settings,
-  the bench database, audit on, a Redis broker for the thumbnail jobs) beside it.
-* ``--clients`` threads upload the files, 1 and 20 files per request: ours as multipart
+  port with ``SyncStorageArea`` (fsync) on, and our web server (gunicorn as production runs it:
+  3 workers of 4 threads; production settings, the bench database, audit on, a Redis broker
+  for the thumbnail jobs) beside it.
+* ``--warmup`` untimed 1-file uploads to each server first (a gunicorn worker's first requests
+  import and connect, which a long-running server has done long ago).
+* ``--clients`` threads upload the same files to each, 1 and 20 files per request: ours as multipart
   ``file`` fields to ``POST /api/v1/instances/``, Orthanc's as one DICOM body (1) or one ZIP
   (20) to ``POST /instances``. Rate = files / wall time.
 * Peak memory of ``manage.py import_dicom`` on a ZIP of about ``--zip-mb`` MB (0 skips).
@@ -46,7 +49,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=200, help="files per run")
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers of ours")
+    # Production's gunicorn (Dockerfile, docker-compose.yml): 3 workers of 4 threads each.
+    parser.add_argument("--workers", type=int, default=3, help="gunicorn workers of ours")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--warmup", type=int, default=24, help="untimed 1-file uploads to each server first"
+    )
     parser.add_argument("--zip-mb", type=int, default=1024, help="ZIP size for the memory run")
     return parser.parse_args()
 
@@ -111,6 +119,24 @@ def zipped(files: list[bytes]) -> bytes:
         for index, data in enumerate(files):
             archive.writestr(f"f{index}.dcm", data)
     return buffer.getvalue()
+
+
+def request_for(target: str, batch: list[bytes], token: str) -> tuple[bytes, dict]:
+    """Ours: multipart ``file`` fields; Orthanc: one DICOM body (1 file) or one ZIP."""
+    if target == "ours":
+        body, content_type = multipart(batch)
+        return body, {
+            "Content-Type": content_type,
+            "Authorization": f"Token {token}",
+            "_path": "/api/v1/instances/",
+        }
+    if len(batch) == 1:
+        return batch[0], {"Content-Type": "application/dicom", "_path": "/instances"}
+    return zipped(batch), {"Content-Type": "application/zip", "_path": "/instances"}
+
+
+def one_file_request(target: str, data: bytes, token: str) -> tuple[bytes, dict]:
+    return request_for(target, [data], token)
 
 
 def upload_run(port: int, requests: list[tuple[bytes, dict]], clients: int) -> tuple[float, int]:
@@ -220,7 +246,7 @@ def prepare_django() -> tuple[str, dict]:
     return key, config
 
 
-def start_ours(scratch: Path, workers: int) -> tuple[subprocess.Popen, int]:
+def start_ours(scratch: Path, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
     env = {
         **os.environ,
@@ -242,6 +268,8 @@ def start_ours(scratch: Path, workers: int) -> tuple[subprocess.Popen, int]:
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
             "--timeout",
             "300",
             "--log-level",
@@ -305,31 +333,25 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mis-bench-ingest-") as scratch_name:
         scratch = Path(scratch_name)
         orthanc, orthanc_port = start_orthanc(scratch)
-        ours, our_port = start_ours(scratch, args.workers)
+        ours, our_port = start_ours(scratch, args.workers, args.threads)
         try:
             seed = 0
+            if args.warmup:
+                # Untimed: every gunicorn worker imports its lazy modules and opens its database
+                # and broker connections on its first requests (about a second each), which a
+                # long-running server has long done; Orthanc gets the same uploads.
+                files = [ct_file(seed + i) for i in range(args.warmup)]
+                seed += args.warmup
+                for target, port in (("orthanc", orthanc_port), ("ours", our_port)):
+                    upload_run(port, [one_file_request(target, f, token) for f in files], 4)
             for per_request in (1, 20):
+                # The same files to both (each server has its own store: no duplicates).
+                files = [ct_file(seed + i) for i in range(args.files)]
+                seed += args.files
                 for target in ("orthanc", "ours"):
-                    files = [ct_file(seed + i) for i in range(args.files)]
-                    seed += args.files
-                    requests = []
-                    for batch in batches(files, per_request):
-                        if target == "ours":
-                            body, content_type = multipart(batch)
-                            headers = {
-                                "Content-Type": content_type,
-                                "Authorization": f"Token {token}",
-                                "_path": "/api/v1/instances/",
-                            }
-                        else:
-                            body = batch[0] if per_request == 1 else zipped(batch)
-                            headers = {
-                                "Content-Type": "application/dicom"
-                                if per_request == 1
-                                else "application/zip",
-                                "_path": "/instances",
-                            }
-                        requests.append((body, headers))
+                    requests = [
+                        request_for(target, batch, token) for batch in batches(files, per_request)
+                    ]
                     seconds, failures = upload_run(
                         orthanc_port if target == "orthanc" else our_port, requests, args.clients
                     )
