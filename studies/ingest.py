@@ -102,10 +102,15 @@ def ingest_file(
 
 
 def ingest_files(
-    *, actor: Actor, items: list[tuple[bytes | Path, str]], fields: StudyFields | None = None
+    *,
+    actor: Actor,
+    items: list[tuple[bytes | Path, str]],
+    fields: StudyFields | None = None,
+    digests: list[str | None] | None = None,
 ) -> list[IngestResult]:
     """Import several files of one request (``(data, name)`` pairs); one result per file, in
-    their order, exactly as ``ingest_file`` one by one would give.
+    their order, exactly as ``ingest_file`` one by one would give. ``digests``: the files'
+    sha256 where already known (hashed while they were uploaded), else ``None``.
 
     The new instances are recorded in one transaction (one commit, one batch of audit rows,
     one thumbnail job) instead of one each. Should anything go wrong inside it (a file that
@@ -113,12 +118,11 @@ def ingest_files(
     file goes through ``ingest_file`` on its own: a bad file never spoils the others.
     """
     fields = fields or StudyFields()
-    if len(items) < 2:
-        return [ingest_file(actor=actor, data=d, name=n, fields=fields) for d, n in items]
     results: list[IngestResult | None] = [None] * len(items)
     prepared: list[tuple[int, _Prepared]] = []
-    for index, (data, name) in enumerate(items):
-        outcome = _guarded(name, partial(_prepare, actor, data, name, fields))
+    digests = digests or [None] * len(items)
+    for index, ((data, name), digest) in enumerate(zip(items, digests, strict=True)):
+        outcome = _guarded(name, partial(_prepare, actor, data, name, fields, digest))
         if isinstance(outcome, IngestResult):
             results[index] = outcome
         else:
@@ -173,7 +177,9 @@ def _guarded(name: str, step):
         return IngestResult(name, REJECTED, " ".join(exc.messages))
 
 
-def _prepare(actor: Actor, data: bytes | Path, name: str, fields: StudyFields) -> _Prepared:
+def _prepare(
+    actor: Actor, data: bytes | Path, name: str, fields: StudyFields, digest: str | None = None
+) -> _Prepared:
     if not can(actor.user, ADD_PERM):
         raise PermissionDenied
     size = data.stat().st_size if isinstance(data, Path) else len(data)
@@ -189,14 +195,14 @@ def _prepare(actor: Actor, data: bytes | Path, name: str, fields: StudyFields) -
     source_format = "dicom"
     if kind in ("png", "jpeg"):
         raw = data.read_bytes() if isinstance(data, Path) else data
-        data, source_format = _wrap(raw, fields), kind
+        data, source_format, digest = _wrap(raw, fields), kind, None  # stored: the wrapped file
     elif kind not in ("dicom", "dicom-bare"):
         raise Rejected(
             _("Not a DICOM, PNG or JPEG file: %(what)s.")
             % {"what": dicom_parse.describe_non_dicom(head)}
         )
     header = dicom_parse.parse_instance(data, default_zone=settings.TIME_ZONE)
-    return _Prepared(data, name, header, source_format, sha256_of(data))
+    return _Prepared(data, name, header, source_format, digest or sha256_of(data))
 
 
 def _wrap(data: bytes, fields: StudyFields) -> bytes:
@@ -765,30 +771,24 @@ class _Patients:
         self.seen: dict[str, Patient | None] = {}  # PatientID -> patient, for the study check
 
     def prefetch(self, patient_ids) -> None:
-        """Resolve in two statements the PatientIDs that name a patient's MRN or identifier
-        directly (``patient_resolve``'s first step: the MRN first, then an identifier of any
-        type, the lowest id first), share-locking the rows. What is not found so, or was merged
-        into another record, is left to ``patient_resolve`` one by one."""
+        """Resolve at once the PatientIDs that name a patient's MRN or identifier directly
+        (``patient_resolve``'s first step: the MRN first, then an identifier of any type, the
+        lowest id first), share-locking the rows. What is not found so, or was merged into
+        another record, is left to ``patient_resolve`` one by one."""
         wanted = {pid for pid in patient_ids if pid and pid not in self.locked}
-        if len(wanted) < 2:
+        if not wanted:
             return
         keys = {pid: (normalize_mrn(pid), normalize_identifier(pid)) for pid in wanted}
-        by_value: dict[str, list[int]] = {}
-        values = {value for _mrn, value in keys.values() if value}
-        for value, patient_id in PatientIdentifier.objects.filter(value__in=values).values_list(
-            "value", "patient_id"
-        ):
-            by_value.setdefault(value, []).append(patient_id)
-        mrns = [mrn for mrn, _value in keys.values() if mrn]
-        ids = sorted({pk for pks in by_value.values() for pk in pks})
-        candidates = _lock_patients(mrns, ids)
+        mrns = sorted({mrn for mrn, _value in keys.values() if mrn})
+        values = sorted({value for _mrn, value in keys.values() if value})
+        candidates, by_value = _lock_patients(mrns, values)
         by_mrn: dict[str, Patient] = {}
         for patient in sorted(candidates.values(), key=lambda p: p.pk):
             by_mrn.setdefault(patient.mrn, patient)
         for pid, (mrn, value) in keys.items():
             found = by_mrn.get(mrn) if mrn else None
-            if found is None and value in by_value:
-                found = candidates.get(min(by_value[value]))
+            if found is None and by_value.get(value):
+                found = candidates[min(by_value[value])]
             if found is not None and found.merged_into_id is None:
                 self.locked[pid] = found
 
@@ -822,24 +822,37 @@ class _Patients:
             )
 
 
-def _lock_patients(mrns: list[str], ids: list[int]) -> dict[int, Patient]:
-    """The patients with these MRNs or ids, share-locked (on PostgreSQL; a merge locks them
-    for update) until the transaction ends, in id order."""
-    if not mrns and not ids:
-        return {}
+def _lock_patients(
+    mrns: list[str], values: list[str]
+) -> tuple[dict[int, Patient], dict[str, list[int]]]:
+    """The patients with these MRNs or identifier values, share-locked (on PostgreSQL; a merge
+    locks them for update) until the transaction ends; and identifier value -> patient ids.
+    One statement on PostgreSQL."""
+    candidates: dict[int, Patient] = {}
+    by_value: dict[str, list[int]] = {}
     if connection.vendor == "postgresql":
-        table = Patient._meta.db_table
+        patients = Patient._meta.db_table
+        identifiers = PatientIdentifier._meta.db_table
         rows = Patient.objects.raw(
-            f"SELECT * FROM {table} WHERE mrn = ANY(%s) OR id = ANY(%s) ORDER BY id FOR SHARE",
-            [mrns, ids],
+            f"SELECT p.*, m.value AS matched_value FROM {patients} p JOIN ("
+            f"SELECT id AS patient_id, NULL AS value FROM {patients} WHERE mrn = ANY(%s) "
+            f"UNION ALL SELECT patient_id, value FROM {identifiers} WHERE value = ANY(%s)"
+            ") m ON m.patient_id = p.id ORDER BY p.id FOR SHARE OF p",
+            [mrns, values],
         )
-    else:
-        rows = (
-            Patient.objects.select_for_update()
-            .filter(Q(mrn__in=mrns) | Q(pk__in=ids))
-            .order_by("pk")
-        )
-    return {patient.pk: patient for patient in rows}
+        for patient in rows:
+            candidates.setdefault(patient.pk, patient)
+            if patient.matched_value is not None:
+                by_value.setdefault(patient.matched_value, []).append(patient.pk)
+        return candidates, by_value
+    for value, patient_id in PatientIdentifier.objects.filter(value__in=values).values_list(
+        "value", "patient_id"
+    ):
+        by_value.setdefault(value, []).append(patient_id)
+    ids = {pk for pks in by_value.values() for pk in pks}
+    rows = Patient.objects.select_for_update().filter(Q(mrn__in=mrns) | Q(pk__in=ids))
+    candidates = {patient.pk: patient for patient in rows.order_by("pk")}
+    return candidates, by_value
 
 
 # -- storage --------------------------------------------------------------------------------
