@@ -1,9 +1,10 @@
-"""One ingest service behind every door (upload page, API, import_dicom): one file at a time.
+"""One ingest service behind every door (upload page, API, import_dicom).
 
-``ingest_file`` takes one uploaded or found file and returns an :class:`IngestResult`:
-``imported``, ``duplicate`` (same SOP Instance UID, same bytes: nothing changes) or
-``rejected`` with a reason the user can act on. A rejected file changes nothing stored; the
-stored file of an instance whose transaction fails is removed again (no orphans).
+``ingest_file`` takes one uploaded or found file (``ingest_files`` the files of one request)
+and returns an :class:`IngestResult`: ``imported``, ``duplicate`` (same SOP Instance UID,
+same bytes: nothing changes) or ``rejected`` with a reason the user can act on. A rejected
+file changes nothing stored; the stored file of an instance whose transaction fails is
+removed again (no orphans).
 """
 
 from __future__ import annotations
@@ -112,10 +113,12 @@ def ingest_files(
     their order, exactly as ``ingest_file`` one by one would give. ``digests``: the files'
     sha256 where already known (hashed while they were uploaded), else ``None``.
 
-    The new instances are recorded in one transaction (one commit, one batch of audit rows,
-    one thumbnail job) instead of one each. Should anything go wrong inside it (a file that
-    turns out to be refused there, a lock conflict), nothing of the batch is kept and every
-    file goes through ``ingest_file`` on its own: a bad file never spoils the others.
+    The new instances are recorded in one transaction (one commit, one statement per table,
+    one batch of audit rows, one thumbnail job) instead of one each; a request of one file
+    takes this path too. Should anything go wrong inside it (a file that turns out to be
+    refused there, a series UID already used by another study, a concurrent upload of the same
+    instance, a lock conflict), nothing of the batch is kept and every file goes through
+    ``ingest_file`` on its own: a bad file never spoils the others.
     """
     fields = fields or StudyFields()
     results: list[IngestResult | None] = [None] * len(items)
