@@ -462,7 +462,11 @@ class _BatchWriter:
             if instance.is_image:
                 collected.thumbnails.append(instance.pk)
             instance_imported.send(
-                sender=Instance, instance=instance, study=study, actor=self.actor
+                sender=Instance,
+                instance=instance,
+                study=study,
+                actor=self.actor,
+                batch=collected.scratch,
             )
             collected.audit.append(
                 audit_event(
@@ -496,6 +500,8 @@ class _Collected:
         # A batch looks up (and locks) all its studies at once: study UID -> Study, or None
         # for one not stored yet. ``None`` here: look each up on its own.
         self.studies: dict[str, Study | None] | None = None
+        # Shared with the ``instance_imported`` receivers of this transaction (``batch``).
+        self.scratch: dict = {}
 
     def lock_studies(self, uids: set[str]) -> None:
         found = Study.objects.select_for_update().filter(study_uid__in=uids).order_by("pk")
@@ -595,7 +601,9 @@ def _record(
         study.save(update_fields=["modalities", "warnings"])
     if instance.is_image:
         collected.thumbnails.append(instance.pk)
-    instance_imported.send(sender=Instance, instance=instance, study=study, actor=actor)
+    instance_imported.send(
+        sender=Instance, instance=instance, study=study, actor=actor, batch=collected.scratch
+    )
     collected.audit.append(
         audit_event(
             actor=actor,
