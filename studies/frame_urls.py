@@ -222,10 +222,12 @@ class FrameFastPath:
     """WSGI middleware: frames requested with a valid signed URL, without Django; everything
     else to ``app``."""
 
-    def __init__(self, app):
+    def __init__(self, app, *, warm_up: bool = False):
         self.app = app
         self.grants: dict[str, dict] = {}
         self.located: dict[str, native.NativeFrames | None] = {}
+        if warm_up:
+            _warm_up()
 
     def __call__(self, environ, start_response):
         if (
@@ -319,27 +321,36 @@ class FrameFastPath:
         return grant
 
     def _raw(self, environ, start_response, path: str, sha: str, frame: int, max_size):
-        located = self.located.get(path, False)
-        if located is False:
-            located = native.locate(path)
-            if len(self.located) >= _CACHE_LIMIT:
-                self.located.clear()
-            self.located[path] = located
-        if (
-            located is not None
-            and frame < located.frames
-            and (max_size is None or max(located.meta["rows"], located.meta["columns"]) <= max_size)
-        ):
-            handle = open(path, "rb")  # the server closes it once sent
-            handle.seek(located.offset + frame * located.frame_bytes)
-            meta = located.frame_meta(frame)
-            length = located.frame_bytes
-        else:
-            handle, meta = frames.decoded_frame(sha, path, frame, max_size)
-            length = _remaining(handle)
+        handle = open(path, "rb", buffering=0)  # the server closes it once sent
+        try:
+            located = self.located.get(path, False)
+            if located is False:
+                located = native.locate_fd(handle.fileno())
+                if len(self.located) >= _CACHE_LIMIT:
+                    self.located.clear()
+                self.located[path] = located
+            if (
+                located is not None
+                and frame < located.frames
+                and (
+                    max_size is None
+                    or max(located.meta["rows"], located.meta["columns"]) <= max_size
+                )
+            ):
+                handle.seek(located.offset + frame * located.frame_bytes)
+                meta = located.frame_json(frame)
+                length = located.frame_bytes
+            else:
+                handle.close()
+                handle, decoded_meta = frames.decoded_frame(sha, path, frame, max_size)
+                meta = json.dumps(decoded_meta, separators=(",", ":"))
+                length = _remaining(handle)
+        except BaseException:
+            handle.close()
+            raise
         wrapper = environ.get("wsgi.file_wrapper")
         body = wrapper(handle, 256 * 1024) if wrapper else _chunks(handle, length)
-        extra = [("X-Frame-Metadata", json.dumps(meta, separators=(",", ":")))]
+        extra = [("X-Frame-Metadata", meta)]
         octet = "application/octet-stream"
         return self._respond(start_response, octet, body, length, environ, extra)
 
@@ -360,6 +371,34 @@ class FrameFastPath:
     def _secure_enough(self, environ) -> bool:
         """Where Django would redirect to HTTPS, let it."""
         return not settings.SECURE_SSL_REDIRECT or _is_secure(environ)
+
+
+def _warm_up() -> None:
+    """Decode and encode a tiny image once, so that the worker's first frame does not pay for
+    loading pydicom's pixel decoders and the PNG encoder (a quarter of a second)."""
+    import io
+
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from studies.dicom.render import render_png
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.Rows = ds.Columns = ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit, ds.PixelRepresentation = 15, 0
+    ds.PixelData = np.zeros((1, 1), dtype="<u2").tobytes()
+    buffer = io.BytesIO()
+    try:
+        pydicom.dcmwrite(buffer, ds, enforce_file_format=False)
+        render_png(buffer.getvalue())
+    except Exception:  # only an optimisation
+        logger.warning("frame fast path: warm-up failed", exc_info=True)
 
 
 def _is_secure(environ) -> bool:

@@ -14,6 +14,7 @@ mask) itself, which gives exactly the modality values :func:`studies.dicom.raw.r
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ _WANTED = {
     0x00281056: "VOILUTFunction",
     0x00283000: "ModalityLUTSequence",
 }
-_CHUNK = 64 * 1024
+_CHUNK = 8 * 1024  # most headers fit; longer ones are read on
 _MAX_HEADER = 16 * 1024 * 1024  # a header this long is not worth walking by hand
 
 
@@ -77,6 +78,16 @@ class NativeFrames:
 
     def frame_meta(self, frame: int) -> dict:
         return {**self.meta, "frame": frame}
+
+    def frame_json(self, frame: int) -> str:
+        """:meth:`frame_meta` as compact JSON (frame 0's kept: most images have one frame)."""
+        if frame == 0:
+            cached = self.__dict__.get("_json0")
+            if cached is None:
+                cached = json.dumps(self.frame_meta(0), separators=(",", ":"))
+                object.__setattr__(self, "_json0", cached)
+            return cached
+        return json.dumps(self.frame_meta(frame), separators=(",", ":"))
 
 
 class _Unsupported(Exception):
@@ -111,12 +122,17 @@ def locate(path: str | os.PathLike) -> NativeFrames | None:
     """
     fd = os.open(path, os.O_RDONLY)
     try:
-        size = os.fstat(fd).st_size
-        return _locate(_Reader(fd), size)
-    except (_Unsupported, struct.error, ValueError, UnicodeDecodeError):
-        return None
+        return locate_fd(fd)
     finally:
         os.close(fd)
+
+
+def locate_fd(fd: int) -> NativeFrames | None:
+    """:func:`locate` on an open file descriptor (read with ``pread``: its offset is kept)."""
+    try:
+        return _locate(_Reader(fd), os.fstat(fd).st_size)
+    except (_Unsupported, struct.error, ValueError, UnicodeDecodeError):
+        return None
 
 
 def _locate(reader: _Reader, size: int) -> NativeFrames | None:

@@ -10,12 +10,36 @@ import pytest
 from accounts.audit import Actor
 from accounts.tests.factories import PASSWORD
 from patients.tests.test_browser import ARTIFACTS, page  # noqa: F401  (the shared fixture)
+from studies.frame_urls import FrameFastPath
 from studies.ingest import StudyFields, ingest_file
 from studies.models import Annotation, FindingCode, Instance
 
 from .dicom_samples import make_dataset, to_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+class CountingFastPath(FrameFastPath):
+    """The production WSGI wrapper, counting the frames it answered itself."""
+
+    served = 0
+
+    def serve(self, environ, start_response):
+        result = super().serve(environ, start_response)
+        self.served += result is not None
+        return result
+
+
+@pytest.fixture
+def fast_path(live_server, settings, tmp_path):
+    """The live server behind the signed-frame fast path, as mis/wsgi.py serves production."""
+    settings.FRAME_CACHE_DIR = tmp_path / "frame-cache"
+    httpd = live_server.thread.httpd
+    plain = httpd.get_app()
+    wrapped = CountingFastPath(plain)
+    httpd.set_app(wrapped)
+    yield wrapped
+    httpd.set_app(plain)
 
 
 def _wait_attr(locator, name: str, predicate, timeout: float = 15.0) -> str:
@@ -63,6 +87,7 @@ def _pixel(page, viewer="#viewer-main"):  # noqa: F811
 def test_radiologist_reads_windows_scrolls_annotates_and_compares(
     page,  # noqa: F811
     live_server,
+    fast_path,
     radiologist,
     patient,
 ):
@@ -125,6 +150,7 @@ def test_radiologist_reads_windows_scrolls_annotates_and_compares(
     viewer.locator(".viewer-slider").fill("4")
     _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:4")
     assert "5" in viewer.locator("[data-info=position]").inner_text()
+    assert fast_path.served >= 5  # the frames came through their signed URLs
     page.keyboard.press("Home")
     _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:0")
 
@@ -188,6 +214,7 @@ def test_radiologist_reads_windows_scrolls_annotates_and_compares(
 def test_a_large_radiograph_loads_downsampled_then_full_and_shows_an_overlay(
     page,  # noqa: F811
     live_server,
+    fast_path,
     clinician,
     radiologist,
     patient,
@@ -231,4 +258,5 @@ def test_a_large_radiograph_loads_downsampled_then_full_and_shows_an_overlay(
     page.keyboard.press("1")  # 1:1 needs the full-resolution pixels
     _wait_attr(viewer, "data-scale", lambda v: v == "1")
     assert float(viewer.get_attribute("data-zoom")) == pytest.approx(1.0)
+    assert fast_path.served == 2  # downsampled (frame cache), then the stored pixels
     page.screenshot(path=ARTIFACTS / "viewer-large-full.png", full_page=True)
