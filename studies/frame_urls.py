@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 TOKEN_PARAM = "t"
 _FRAME_PATH = re.compile(r"^/api/v1/instances/(\d{1,12})/frames/(\d{1,6})\.(raw|png)$")
 _DIGEST = re.compile(r"^[0-9a-f]{32}$")
+_PARAMS = {TOKEN_PARAM, "max_size"}
 _CACHE_LIMIT = 4096
 
 
@@ -251,7 +252,7 @@ class FrameFastPath:
             return None
         params = parse_qsl(environ["QUERY_STRING"], keep_blank_values=True)
         names = [name for name, _ in params]
-        if len(set(names)) != len(names) or not set(names) <= {TOKEN_PARAM, "max_size"}:
+        if len(set(names)) != len(names) or not {TOKEN_PARAM} <= set(names) <= _PARAMS:
             return None
         values = dict(params)
         grant = self.verify(values[TOKEN_PARAM], environ)

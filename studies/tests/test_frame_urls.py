@@ -303,6 +303,9 @@ def test_unknown_parameters_and_a_removed_file_go_to_django(app, clinician, ct):
     client = _session(clinician)
     url = _url(_grant(client, ct.series.study_id), ct.pk, kind="png")
     _refused(app, url + "&window=40,400", cookie=_cookie(client))
+    _refused(app, url + "&t=" + _token(url), cookie=_cookie(client))  # twice
+    _refused(app, url.replace("?t=", "?xt="), cookie=_cookie(client))  # no token at all
+    _refused(app, url + "&max_size=10", cookie=_cookie(client))  # out of range: Django says so
     ct.file.storage.delete(ct.file.name)
     assert _refused(app, url, cookie=_cookie(client))[0] == 404
 
