@@ -274,6 +274,8 @@ class FrameFastPath:
             if not 64 <= max_size <= 16384:
                 return None
         try:
+            # Removed images (their files deleted) are never served from the frame cache.
+            os.stat(path)
             if match.group(3) == "png":
                 png = frames.rendered_png(sha, path, frame, None, max_size)
                 return self._respond(start_response, "image/png", [png], len(png), environ)

@@ -306,8 +306,11 @@ def test_unknown_parameters_and_a_removed_file_go_to_django(app, clinician, ct):
     _refused(app, url + "&t=" + _token(url), cookie=_cookie(client))  # twice
     _refused(app, url.replace("?t=", "?xt="), cookie=_cookie(client))  # no token at all
     _refused(app, url + "&max_size=10", cookie=_cookie(client))  # out of range: Django says so
-    ct.file.storage.delete(ct.file.name)
+    assert _get(app, url, cookie=_cookie(client))[0] == 200  # now in the frame cache
+    ct.file.storage.delete(ct.file.name)  # as removing the images does
+    Instance.objects.filter(pk=ct.pk).update(file="")
     assert _refused(app, url, cookie=_cookie(client))[0] == 404
+    assert _refused(app, url.replace(".png", ".raw"), cookie=_cookie(client))[0] == 404
 
 
 def test_a_damaged_grant_is_not_trusted(app, clinician, ct, frame_cache):
