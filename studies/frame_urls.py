@@ -119,8 +119,21 @@ def _grants_dir() -> Path:
     return Path(settings.FRAME_CACHE_DIR) / "grants"
 
 
+# Grants by digest, parsed, in this process: the ones it wrote and the ones it read. Both the
+# writer and the fast path fill it; content-addressed, so never stale.
+_grants: dict[str, dict] = {}
+
+
+def _remember(digest: str, grant: dict) -> dict:
+    if len(_grants) >= _CACHE_LIMIT:
+        _grants.clear()
+    _grants[digest] = grant
+    return grant
+
+
 def _write_grant(body: bytes) -> str:
     digest = hashlib.sha256(body).hexdigest()[:32]
+    _remember(digest, json.loads(body))
     path = _grants_dir() / digest[:2] / f"{digest}.json"
     if path.exists():  # content-addressed: an existing grant is this one; keep it from pruning
         try:
@@ -225,7 +238,6 @@ class FrameFastPath:
 
     def __init__(self, app, *, warm_up: bool = False):
         self.app = app
-        self.grants: dict[str, dict] = {}
         self.located: dict[str, native.NativeFrames | None] = {}
         if warm_up:
             _warm_up()
@@ -308,7 +320,7 @@ class FrameFastPath:
         return grant
 
     def _grant(self, digest: str) -> dict | None:
-        grant = self.grants.get(digest)
+        grant = _grants.get(digest)
         if grant is not None:
             return grant
         try:
@@ -317,11 +329,7 @@ class FrameFastPath:
             return None
         if hashlib.sha256(body).hexdigest()[:32] != digest:
             return None  # half written or damaged: Django answers
-        grant = json.loads(body)
-        if len(self.grants) >= _CACHE_LIMIT:
-            self.grants.clear()
-        self.grants[digest] = grant
-        return grant
+        return _remember(digest, json.loads(body))
 
     def _raw(self, environ, start_response, path: str, sha: str, frame: int, max_size):
         handle = open(path, "rb", buffering=0)  # the server closes it once sent

@@ -102,16 +102,19 @@ class _Reader:
         self.start = 0
         self.buffer = b""
 
-    def get(self, position: int, length: int) -> bytes:
-        end = position + length
-        if position < self.start or end > self.start + len(self.buffer):
-            if end > _MAX_HEADER:
+    def ensure(self, position: int, length: int) -> int:
+        """Where ``length`` bytes from ``position`` start in ``self.buffer``."""
+        if position < self.start or position + length > self.start + len(self.buffer):
+            if position + length > _MAX_HEADER:
                 raise _Unsupported
             self.start = position
             self.buffer = os.pread(self.fd, max(_CHUNK, length), position)
             if len(self.buffer) < length:
                 raise _Unsupported  # the file ends inside an element
-        offset = position - self.start
+        return position - self.start
+
+    def get(self, position: int, length: int) -> bytes:
+        offset = self.ensure(position, length)
         return self.buffer[offset : offset + length]
 
 
@@ -173,21 +176,21 @@ def _file_meta(reader: _Reader) -> tuple[int, str]:
 
 def _walk(reader: _Reader, position: int, explicit: bool, values: dict):
     """Top-level elements up to Pixel Data: ``(value offset, length)``, or ``None``."""
+    unpack = struct.unpack_from
     while True:
-        head = reader.get(position, 8)
-        group, element = struct.unpack_from("<HH", head)
+        offset = reader.ensure(position, 12 if explicit else 8)
+        buffer = reader.buffer
+        group, element = unpack("<HH", buffer, offset)
         tag = group << 16 | element
         if explicit:
-            vr = head[4:6]
-            if vr in _LONG_VRS:
-                (length,) = struct.unpack_from("<I", reader.get(position + 8, 4))
+            if buffer[offset + 4 : offset + 6] in _LONG_VRS:
+                (length,) = unpack("<I", buffer, offset + 8)
                 value_at = position + 12
             else:
-                (length,) = struct.unpack_from("<H", head, 6)
+                (length,) = unpack("<H", buffer, offset + 6)
                 value_at = position + 8
         else:
-            vr = b"SQ" if tag == 0x00283000 else b""
-            (length,) = struct.unpack_from("<I", head, 4)
+            (length,) = unpack("<I", buffer, offset + 4)
             value_at = position + 8
         if tag == _PIXEL_DATA:
             if length == _UNDEFINED:

@@ -313,11 +313,19 @@ def test_unknown_parameters_and_a_removed_file_go_to_django(app, clinician, ct):
     assert _refused(app, url.replace(".png", ".raw"), cookie=_cookie(client))[0] == 404
 
 
+def test_a_grant_written_by_another_worker_is_read_from_disk(app, clinician, ct, frame_cache):
+    client = _session(clinician)
+    url = _url(_grant(client, ct.series.study_id), ct.pk)
+    frame_urls._grants.clear()
+    assert _get(app, url, cookie=_cookie(client))[0] == 200 and app.app.calls == 0
+
+
 def test_a_damaged_grant_is_not_trusted(app, clinician, ct, frame_cache):
     client = _session(clinician)
     url = _url(_grant(client, ct.series.study_id), ct.pk)
     [grant_file] = frame_cache.glob("grants/*/*.json")
     grant_file.write_text(json.dumps({"study": ct.series.study_id, "instances": {}}))
+    frame_urls._grants.clear()  # as in another worker process, which reads it from disk
     _refused(app, url, cookie=_cookie(client))
 
 
