@@ -19,8 +19,10 @@
   integrator calls) is measured on copies of its own.
 * **Cold**: every sample is the first read of a copy of the image that nobody has read yet
   (its own study, so the metadata request writes the viewing-window audit event), each
-  endpoint on copies of its own. **Warm**: the same copy read again and again (our frame
-  cache, Orthanc's parsed-file cache, the audit window already open).
+  endpoint on copies of its own. Orthanc's fetches and our signed ones alternate, copy by
+  copy (and warm, request by request), so that both meet the same moments of the machine.
+  **Warm**: the same copy read again and again (our frame cache, Orthanc's parsed-file cache,
+  the audit window already open).
 * The operating system's page cache is not dropped (that would disturb other work on the
   machine): both servers read files they have just written, alike.
 
@@ -184,6 +186,7 @@ def summary(samples: list[tuple]) -> dict:
     times = sorted(sample[0] for sample in samples)
     p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
     return {
+        "samples_ms": [round(sample[0], 2) for sample in samples],
         "p50_ms": round(statistics.median(times), 1),
         "p95_ms": round(p95, 1),
         "n": len(times),
@@ -228,19 +231,10 @@ def measure_pair(args, name, image, kind, ports, token, entry) -> None:
         timed_get(connection, "/system" if port == orthanc_port else "/health/live", {})
         return connection
 
-    connection = connect(orthanc_port)
-    cold = [timed_get(connection, their_path.format(orthanc=t), {}) for _, _, t in signed]
-    warm = [
-        timed_get(connection, their_path.format(orthanc=signed[0][2]), {}) for _ in range(args.warm)
-    ]
-    connection.close()
-    entry["orthanc"] = {"cold": summary(cold), "warm": summary(warm)}
-    line(name, kind, "orthanc", entry["orthanc"]["cold"], entry["orthanc"]["warm"])
-
-    connection = connect(our_port)
+    theirs, connection = connect(orthanc_port), connect(our_port)
     # As a viewer: the metadata of each study, then its frames. The studies' metadata requests
-    # go first, then the frames, so that each frame fetch is timed as a viewer scrolling a
-    # stack meets most of them (right after another frame, not after a Django request).
+    # go first, so that each frame fetch is timed as a viewer scrolling a stack meets most of
+    # them (not right after a Django request of its own).
     metadata, urls = [], []
     for instance, study, _ in signed:
         meta = timed_get(connection, f"/api/v1/studies/{study}/viewer/", auth)
@@ -249,12 +243,23 @@ def measure_pair(args, name, image, kind, ports, token, entry) -> None:
             raise SystemExit(f"no signed URL in the viewer metadata: {url}")
         metadata.append(meta)
         urls.append(url)
-    frames = [timed_get(connection, url, auth) for url in urls]
+    # Orthanc's fetch and ours alternate, copy by copy, so that both meet the same moments of
+    # a shared machine.
+    cold_theirs, frames = [], []
+    for (_, _, orthanc_id), url in zip(signed, urls, strict=True):
+        cold_theirs.append(timed_get(theirs, their_path.format(orthanc=orthanc_id), {}))
+        frames.append(timed_get(connection, url, auth))
+    warm_theirs, warm = [], []
+    for _ in range(args.warm):
+        warm_theirs.append(timed_get(theirs, their_path.format(orthanc=signed[0][2]), {}))
+        warm.append(timed_get(connection, urls[0], auth))
+    theirs.close()
     both = [(meta[0] + frame[0], frame[1]) for meta, frame in zip(metadata, frames, strict=True)]
-    warm = [timed_get(connection, urls[0], auth) for _ in range(args.warm)]
+    entry["orthanc"] = {"cold": summary(cold_theirs), "warm": summary(warm_theirs)}
     entry["ours"] = {"cold": summary(frames), "warm": summary(warm)}
     entry["ours_metadata"] = {"cold": summary(metadata)}
     entry["ours_metadata_and_frame"] = {"cold": summary(both)}
+    line(name, kind, "orthanc", entry["orthanc"]["cold"], entry["orthanc"]["warm"])
     line(name, kind, "ours frame", entry["ours"]["cold"], entry["ours"]["warm"])
     line(name, kind, "ours metadata", entry["ours_metadata"]["cold"], None)
     line(name, kind, "ours meta+frame", entry["ours_metadata_and_frame"]["cold"], None)
