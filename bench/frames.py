@@ -172,9 +172,16 @@ def upload(files: list[bytes], our_port: int, orthanc_port: int | None, token: s
 
 
 def timed_get(connection: http.client.HTTPConnection, path: str, headers: dict) -> tuple:
-    started = time.perf_counter()
-    connection.request("GET", path, headers=headers)
-    response = connection.getresponse()
+    try:
+        started = time.perf_counter()
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        # The server closed an idle keep-alive connection: once more on a new one (timed).
+        connection.close()
+        started = time.perf_counter()
+        connection.request("GET", path, headers=headers)
+        response = connection.getresponse()
     payload = response.read()
     seconds = time.perf_counter() - started
     if response.status != 200:
@@ -231,7 +238,7 @@ def measure_pair(args, name, image, kind, ports, token, entry) -> None:
         timed_get(connection, "/system" if port == orthanc_port else "/health/live", {})
         return connection
 
-    theirs, connection = connect(orthanc_port), connect(our_port)
+    connection = connect(our_port)
     # As a viewer: the metadata of each study, then its frames. The studies' metadata requests
     # go first, so that each frame fetch is timed as a viewer scrolling a stack meets most of
     # them (not right after a Django request of its own).
@@ -245,6 +252,7 @@ def measure_pair(args, name, image, kind, ports, token, entry) -> None:
         urls.append(url)
     # Orthanc's fetch and ours alternate, copy by copy, so that both meet the same moments of
     # a shared machine.
+    theirs = connect(orthanc_port)
     cold_theirs, frames = [], []
     for (_, _, orthanc_id), url in zip(signed, urls, strict=True):
         cold_theirs.append(timed_get(theirs, their_path.format(orthanc=orthanc_id), {}))
