@@ -260,3 +260,29 @@ def test_a_large_radiograph_loads_downsampled_then_full_and_shows_an_overlay(
     assert float(viewer.get_attribute("data-zoom")) == pytest.approx(1.0)
     assert fast_path.served == 2  # downsampled (frame cache), then the stored pixels
     page.screenshot(path=ARTIFACTS / "viewer-large-full.png", full_page=True)
+
+
+def test_the_viewer_renews_its_signed_frame_urls_before_they_expire(
+    page,  # noqa: F811
+    live_server,
+    fast_path,
+    settings,
+    radiologist,
+    patient,
+):
+    settings.FRAME_URL_TTL = 20  # inside the viewer's renewal margin (30 s) from the start
+    current = _import(radiologist, _multi_frame("1.2.826.0.1.77.3", "20261121"))
+    study_id = current.series.study_id
+    page.goto(f"{live_server.url}/studies/{study_id}/viewer/")
+    page.fill("#id_username", "radiologist")
+    page.fill("#id_password", PASSWORD)
+    renewal = f"/api/v1/studies/{study_id}/viewer/"
+    with page.expect_request(lambda request: renewal in request.url, timeout=15000):
+        page.click("button[type=submit]")
+    viewer = page.locator("#viewer-main")
+    _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:0")
+    served = fast_path.served
+    viewer.locator(".viewer-canvas").click()
+    page.keyboard.press("End")
+    _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:4")
+    assert fast_path.served > served  # still through signed URLs after the renewal
