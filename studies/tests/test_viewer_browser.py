@@ -281,8 +281,10 @@ def test_the_viewer_renews_its_signed_frame_urls_before_they_expire(
         page.click("button[type=submit]")
     viewer = page.locator("#viewer-main")
     _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:0")
-    served = fast_path.served
     viewer.locator(".viewer-canvas").click()
     page.keyboard.press("End")
     _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:4")
-    assert fast_path.served > served  # still through signed URLs after the renewal
+    deadline = time.monotonic() + 10
+    while fast_path.served < 5:  # every frame (shown or prefetched) through a signed URL
+        assert time.monotonic() < deadline, f"{fast_path.served} of 5 frames signed"
+        time.sleep(0.1)
