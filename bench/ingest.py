@@ -252,7 +252,10 @@ def prepare_django() -> tuple[str, dict]:
     return key, config
 
 
-def start_ours(scratch: Path, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+def start_ours(
+    scratch: Path, workers: int, threads: int | None = None
+) -> tuple[subprocess.Popen, int]:
+    """Our gunicorn; ``threads`` as the Dockerfile's ``--threads`` (gthread workers, keep-alive)."""
     port = free_port()
     env = {
         **os.environ,
@@ -274,8 +277,7 @@ def start_ours(scratch: Path, workers: int, threads: int) -> tuple[subprocess.Po
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            "--threads",
-            str(threads),
+            *(["--threads", str(threads)] if threads else []),
             "--timeout",
             "300",
             "--log-level",
