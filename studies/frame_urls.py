@@ -359,8 +359,14 @@ class FrameFastPath:
         except BaseException:
             handle.close()
             raise
+        # The server's file wrapper (sendfile) sends the rest of the file: only for a frame that
+        # ends the file (WSGI servers other than gunicorn, runserver's among them, do not stop at
+        # Content-Length); a frame followed by others is sent in chunks of its own length.
         wrapper = environ.get("wsgi.file_wrapper")
-        body = wrapper(handle, 256 * 1024) if wrapper else _chunks(handle, length)
+        if wrapper and _remaining(handle) == length:
+            body = wrapper(handle, 256 * 1024)
+        else:
+            body = _chunks(handle, length)
         extra = [("X-Frame-Metadata", meta)]
         octet = "application/octet-stream"
         return self._respond(start_response, octet, body, length, environ, extra)

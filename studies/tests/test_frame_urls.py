@@ -80,7 +80,7 @@ def app():
     return frame_urls.FrameFastPath(Recorder())
 
 
-def _get(app, url, *, cookie=None, authorization=None):
+def _get(app, url, *, cookie=None, authorization=None, file_wrapper=None):
     """One request through the WSGI application: (status, headers, body)."""
     parts = urlsplit(url)
     environ = {"PATH_INFO": parts.path, "QUERY_STRING": parts.query, "REQUEST_METHOD": "GET"}
@@ -88,6 +88,8 @@ def _get(app, url, *, cookie=None, authorization=None):
     environ["SERVER_NAME"] = "testserver"
     environ["HTTP_HOST"] = "testserver"
     environ["wsgi.input"] = io.BytesIO()
+    if file_wrapper:
+        environ["wsgi.file_wrapper"] = file_wrapper
     if cookie:
         environ["HTTP_COOKIE"] = f"{settings.SESSION_COOKIE_NAME}={cookie}"
     if authorization:
@@ -204,6 +206,23 @@ def test_a_signed_raw_frame_is_the_files_stored_pixels_without_django(app, clini
     assert np.array_equal(rescaled.ravel(), values)
     for key in ("window", "windows", "pixel_spacing", "rows", "columns", "rescale_type"):
         assert meta[key] == ordinary_meta[key], key
+
+
+def test_a_frame_followed_by_others_is_not_sent_past_its_length(app, clinician, import_file):
+    """wsgiref's file wrapper (runserver's) sends a file to its end whatever Content-Length
+    says: only a frame that ends the file may be handed to it."""
+    from wsgiref.util import FileWrapper
+
+    stack = np.stack([PIXELS + n for n in range(3)]).astype(np.uint16)
+    instance = Instance.objects.get(pk=import_file(to_bytes(make_dataset(stack))).instance_id)
+    client = _session(clinician)
+    grant = _grant(client, instance.series.study_id)
+    for frame in range(3):
+        url = _url(grant, instance.pk, frame=frame)
+        status, headers, body = _get(app, url, cookie=_cookie(client), file_wrapper=FileWrapper)
+        assert status == 200 and app.app.calls == 0
+        assert int(headers["Content-Length"]) == len(body) == PIXELS.size * 2
+        assert np.array_equal(np.frombuffer(body, dtype="<u2").reshape(64, 48), stack[frame])
 
 
 def test_a_signed_png_is_the_ordinary_endpoints_png(app, clinician, ct):
