@@ -4,6 +4,7 @@ Every error is ``{"status": "error", "error": {"code", "message", "details"}}`` 
 HTTP status; lists are page-number paginated with ``page`` and ``page_size``.
 """
 
+import copy
 import logging
 
 from django.core.exceptions import PermissionDenied
@@ -132,3 +133,19 @@ def exception_handler(exc, context):
         message = _first_message(exc.detail)
     response.data = error_body(_code_for(exc), message, details)
     return response
+
+
+class CachedFieldsMixin:
+    """For a ModelSerializer on a hot read path: its fields are built from the model once per
+    class (DRF builds them on every instantiation, walking the model's fields and validators)
+    and each instance gets a deep copy, as DRF does with declared fields. ``get_fields`` of a
+    ModelSerializer depends on the class alone (Meta, declared fields), never on the
+    instance, its data or context."""
+
+    def get_fields(self):
+        cls = type(self)
+        template = cls.__dict__.get("_fields_template")
+        if template is None:
+            template = super().get_fields()
+            cls._fields_template = template
+        return copy.deepcopy(template)

@@ -61,14 +61,16 @@ def patient_count(*, user, data) -> int:
     count of the department part) and the same number. Invalid filters count 0, as they list
     nothing."""
     include_deleted = wants_deleted(data)
-    total = 0
-    for part in restrict_parts(Patient.objects.all(), user, VIEW):
-        qs = _listed(part, user=user, include_deleted=include_deleted, include_merged=False)
-        filterset = PatientFilter(data, queryset=qs)
+    parts = [
+        _listed(part, user=user, include_deleted=include_deleted, include_merged=False)
+        for part in restrict_parts(Patient.objects.all(), user, VIEW)
+    ]
+    if any(name in data for name in PatientFilter.base_filters):
+        filterset = PatientFilter(data, queryset=Patient.objects.none())
         if not filterset.is_valid():
             return 0
-        total += filterset.qs.count()
-    return total
+        parts = [filterset.filter_queryset(part) for part in parts]
+    return sum(part.count() for part in parts)
 
 
 def patient_get(*, user, pk: int, perm: str = VIEW, include_deleted: bool = False) -> Patient:

@@ -3,10 +3,11 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.models import Department
+from mis.api import CachedFieldsMixin
 from patients.models import PATIENT_EDITABLE_FIELDS, IdentifierType, Patient, PatientIdentifier
 
 
-class IdentifierSerializer(serializers.ModelSerializer):
+class IdentifierSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     type = serializers.SlugRelatedField(
         slug_field="code", queryset=IdentifierType.objects.filter(is_active=True)
     )
@@ -25,7 +26,7 @@ class IdentifierSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     identifiers = IdentifierSerializer(many=True, required=False)
     department = serializers.SlugRelatedField(
         slug_field="code", queryset=Department.objects.all(), required=False, allow_null=True
