@@ -24,9 +24,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     * ``paginated_count(queryset)``: the exact count, computed its own way (the patient list
       counts the parts of the user's scope separately, ``accounts.permissions.restrict_parts``);
-    * ``page_by_keys = True``: a page's rows are found by their primary keys first (a "deferred
-      join": the ``OFFSET`` walks an index, not the table) and then read, 50 rows rather than
-      every skipped one.
+    * ``page_rows(queryset, page_slice)``: the rows of one page of ``queryset``, read its own
+      way (the patient list finds a page's keys in an index first, ``patients.selectors``).
     """
 
     page_size_query_param = "page_size"
@@ -34,22 +33,22 @@ class PageNumberPagination(pagination.PageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         count = getattr(view, "paginated_count", None)
-        by_keys = getattr(view, "page_by_keys", False)
-        if count is not None or by_keys:
-            queryset = PagedRows(queryset, count=count, by_keys=by_keys)
+        rows = getattr(view, "page_rows", None)
+        if count is not None or rows is not None:
+            queryset = PagedRows(queryset, count=count, rows=rows)
         return super().paginate_queryset(queryset, request, view)
 
 
 class PagedRows:
-    """A queryset as Django's Paginator sees it (``count()``, ``ordered``, slices), with the
-    count and the slicing of ``PageNumberPagination``'s options."""
+    """A queryset as Django's Paginator sees it (``count()``, ``ordered``, slices), counted and
+    sliced by the view's ``paginated_count`` and ``page_rows`` where it has them."""
 
-    def __init__(self, queryset, *, count=None, by_keys=False):
+    def __init__(self, queryset, *, count=None, rows=None):
         self.queryset = queryset
         self.model = queryset.model
         self.ordered = queryset.ordered
         self._count = count
-        self._by_keys = by_keys
+        self._rows = rows
 
     def count(self) -> int:
         if self._count is None:
@@ -60,13 +59,9 @@ class PagedRows:
         return self.count()
 
     def __getitem__(self, item):
-        if not isinstance(item, slice) or not self._by_keys:
+        if not isinstance(item, slice) or self._rows is None:
             return self.queryset[item]
-        # The keys as values, not a subquery: with the queryset's filters around a subquery
-        # PostgreSQL reads the whole table again. The filters still apply (the rows are
-        # re-checked) and the order is the queryset's.
-        keys = list(self.queryset.values_list("pk", flat=True)[item])
-        return self.queryset.filter(pk__in=keys)
+        return self._rows(self.queryset, item)
 
 
 def _first_message(detail) -> str:

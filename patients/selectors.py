@@ -73,6 +73,21 @@ def patient_count(*, user, data) -> int:
     return sum(part.count() for part in parts)
 
 
+def patient_page(*, queryset: QuerySet, page_slice: slice) -> QuerySet:
+    """One page (``page_slice``) of ``queryset``, one of ``patient_queryset``/``patient_filter``:
+    the same rows in the same order as ``queryset[page_slice]``, found by their keys first (a
+    "deferred join": the ``OFFSET`` walks the ``patient_listed_order`` index alone, not every
+    skipped row of the table), then read by key.
+
+    The rows are read without the scope and filters around the keys: the keys come from
+    ``queryset``, which has them; repeated around the subquery, they make PostgreSQL read the
+    whole table again."""
+    keys = queryset.values("pk")[page_slice]
+    rows = Patient.objects.select_related("department").filter(pk__in=keys)
+    ordering = queryset.query.order_by or Patient._meta.ordering
+    return rows.order_by(*ordering)
+
+
 def patient_get(*, user, pk: int, perm: str = VIEW, include_deleted: bool = False) -> Patient:
     """One patient, or 404 when it does not exist or lies outside the user's scope."""
     try:

@@ -86,11 +86,15 @@ class PatientViewSet(
         "restore": "patients.restore_patient",
     }
 
-    # The list counts its rows part by part and reads a page by keys (mis.api); same rows.
-    page_by_keys = True
-
+    # The list counts its rows part by part and reads a page by its keys (mis.api): the same
+    # number and rows as the queryset's own count and slice, with less work for the database.
     def paginated_count(self, queryset) -> int:
         return selectors.patient_count(user=self.request.user, data=self.request.query_params)
+
+    def page_rows(self, queryset, page_slice):
+        return selectors.patient_page(queryset=queryset, page_slice=page_slice).prefetch_related(
+            "identifiers__type"
+        )
 
     def get_queryset(self):
         user = self.request.user
