@@ -91,6 +91,11 @@ class PatientViewSet(
     def paginated_count(self, queryset) -> int:
         return selectors.patient_count(user=self.request.user, data=self.request.query_params)
 
+    def filter_queryset(self, queryset):
+        if not any(name in self.request.query_params for name in PatientFilter.base_filters):
+            return queryset  # no filter asked for: the FilterSet would hand it back unchanged
+        return super().filter_queryset(queryset)
+
     def page_rows(self, queryset, page_slice):
         return selectors.patient_page(queryset=queryset, page_slice=page_slice).prefetch_related(
             "identifiers__type"
