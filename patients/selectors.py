@@ -3,7 +3,7 @@
 import datetime as dt
 
 from django.db import connection
-from django.db.models import Case, Q, QuerySet, Value, When
+from django.db.models import Case, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
 
 from accounts.permissions import can, restrict, restrict_parts
@@ -75,7 +75,8 @@ def patient_count(*, user, data) -> int:
 
 def patient_page(*, queryset: QuerySet, page_slice: slice) -> QuerySet:
     """One page (``page_slice``) of ``queryset``, one of ``patient_queryset``/``patient_filter``:
-    the same rows in the same order as ``queryset[page_slice]``, found by their keys first (a
+    the same rows in the same order as ``queryset[page_slice]``, their identifiers (with types)
+    in ``prefetched_identifiers``, found by their keys first (a
     "deferred join": the ``OFFSET`` walks the ``patient_listed_order`` index alone, not every
     skipped row of the table), then read by key.
 
@@ -83,9 +84,14 @@ def patient_page(*, queryset: QuerySet, page_slice: slice) -> QuerySet:
     ``queryset``, which has them; repeated around the subquery, they make PostgreSQL read the
     whole table again."""
     keys = queryset.values("pk")[page_slice]
-    rows = Patient.objects.select_related("department").filter(pk__in=keys)
+    identifiers = Prefetch(
+        "identifiers",
+        PatientIdentifier.objects.select_related("type"),
+        to_attr="prefetched_identifiers",
+    )
+    rows = Patient.objects.select_related("department").prefetch_related(identifiers)
     ordering = queryset.query.order_by or Patient._meta.ordering
-    return rows.order_by(*ordering)
+    return rows.filter(pk__in=keys).order_by(*ordering)
 
 
 def patient_get(*, user, pk: int, perm: str = VIEW, include_deleted: bool = False) -> Patient:

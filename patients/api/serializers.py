@@ -7,6 +7,15 @@ from mis.api import CachedFieldsMixin
 from patients.models import PATIENT_EDITABLE_FIELDS, IdentifierType, Patient, PatientIdentifier
 
 
+class IdentifierListSerializer(serializers.ListSerializer):
+    """A patient's identifiers, from ``prefetched_identifiers`` when the list prefetched them
+    into a plain list (``patients.selectors.patient_page``): no queryset made per patient."""
+
+    def get_attribute(self, instance):
+        prefetched = getattr(instance, "prefetched_identifiers", None)
+        return prefetched if prefetched is not None else super().get_attribute(instance)
+
+
 class IdentifierSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     type = serializers.SlugRelatedField(
         slug_field="code", queryset=IdentifierType.objects.filter(is_active=True)
@@ -16,6 +25,7 @@ class IdentifierSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = PatientIdentifier
         fields = ["type", "type_name", "value"]
+        list_serializer_class = IdentifierListSerializer
         validators = []  # uniqueness is decided by the service, with a readable message
 
     def validate(self, attrs):

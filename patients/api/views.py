@@ -97,9 +97,7 @@ class PatientViewSet(
         return super().filter_queryset(queryset)
 
     def page_rows(self, queryset, page_slice):
-        return selectors.patient_page(queryset=queryset, page_slice=page_slice).prefetch_related(
-            "identifiers__type"
-        )
+        return selectors.patient_page(queryset=queryset, page_slice=page_slice)
 
     def get_queryset(self):
         user = self.request.user
