@@ -160,3 +160,20 @@ def test_the_api_count_follows_a_search(api_client, clinician, registry):
     body = api_client.get(LIST, {"q": "Чужой"}).json()
     assert body["count"] == 3
     assert sorted(row["mrn"] for row in body["results"]) == ["THEIRS0", "THEIRS1", "THEIRS2"]
+
+
+def test_the_parts_of_a_study_scope_with_two_direct_paths(clinician, registry):
+    """A study has two direct paths (performing department, patient's department) and is
+    opened by a share or emergency grant of its patient: the parts still make up the scope."""
+    theirs = registry["theirs"]
+    for n, patient in enumerate(theirs):  # elsewhere: seen through a share or grant, or not
+        Study.objects.create(
+            study_uid=f"1.2.8.{n}", patient=patient, department=theirs[3].department
+        )
+    user = _fresh(clinician)
+    parts = restrict_parts(Study.objects.all(), user, "studies.view_study")
+    flat = [pk for part in parts for pk in _ids(part)]
+    assert len(flat) == len(set(flat))
+    whole = _ids(restrict(Study.objects.all(), _fresh(clinician), "studies.view_study"))
+    # The four performed in or for the department, and the shared and the emergency patient's.
+    assert sorted(flat) == whole and len(whole) == 6
