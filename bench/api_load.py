@@ -13,7 +13,9 @@ ingest service, whose frames are rendered.
    requests in turn as fast as answers come back, for ``--seconds``: requests per second.
 
 Every request is a Clinician's with an API token, audited as in production (``AUDIT_READS``
-stays on). Usage::
+stays on), served by gunicorn as in production (``--workers`` 3 of ``--threads`` 4, the
+Dockerfile's and docker-compose's). The seeded tables are vacuumed (as autovacuum does to a
+database in use) so that index-only scans work as they would there. Usage::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mis_bench \\
         .venv/bin/python bench/api_load.py --patients 100000 --instances 1000000
