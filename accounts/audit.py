@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -284,21 +285,48 @@ def _event_row(actor, action, object_type, object_id, patient_id, details, now) 
 
 
 # One statement: the window check and the insert in a single round trip (and a single
-# implicit transaction on the writer's autocommit connection).
-_INSERT_IF_NEW_WINDOW = """
+# implicit transaction on the writer's autocommit connection). Prepared once per connection and
+# sent with text parameters: no parsing or planning per event, no adaptation in Python.
+_INSERT_IF_NEW_WINDOW = b"""
 INSERT INTO accounts_auditevent
     (time, user_id, username, action, object_type, object_id, patient_id, ip, user_agent,
      outcome, reason, details, flagged)
-SELECT %(time)s::timestamptz, %(user_id)s::bigint, %(username)s, %(action)s,
-       %(object_type)s, %(object_id)s, %(patient_id)s::bigint, %(ip)s::inet,
-       %(user_agent)s, %(outcome)s, %(reason)s, %(details)s::jsonb, %(flagged)s::boolean
+SELECT $1::timestamptz, $2::bigint, $3::text, $4::text, $5::text, $6::text, $7::bigint,
+       $8::inet, $9::text, $10::text, $11::text, $12::jsonb, $13::boolean
 WHERE NOT EXISTS (
     SELECT 1 FROM accounts_auditevent
-    WHERE object_id = %(object_id)s AND object_type = %(object_type)s
-      AND user_id = %(user_id)s::bigint AND action = %(action)s
-      AND time >= %(window_start)s::timestamptz
+    WHERE object_id = $6::text AND object_type = $5::text
+      AND user_id = $2::bigint AND action = $4::text
+      AND time >= $14::timestamptz
 )
 """
+_STATEMENT = b"mis_audit_view_window"
+
+
+def _text(value) -> bytes | None:
+    return None if value is None else str(value).encode()
+
+
+def _statement_params(event: dict) -> list[bytes | None]:
+    """The prepared statement's parameters, in PostgreSQL's text format."""
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    return [
+        event["time"].isoformat().encode(),
+        _text(event["user_id"]),
+        event["username"].encode(),
+        event["action"].encode(),
+        event["object_type"].encode(),
+        event["object_id"].encode(),
+        _text(event["patient_id"]),
+        _text(event["ip"] or None),
+        (event["user_agent"] or "").encode(),
+        event["outcome"].encode(),
+        event["reason"].encode(),
+        json.dumps(event["details"], cls=DjangoJSONEncoder).encode(),
+        b"t" if event["flagged"] else b"f",
+        (event["time"] - VIEWING_WINDOW).isoformat().encode(),
+    ]
 
 
 class _ReadAuditWriter(threading.local):
@@ -325,8 +353,8 @@ class _ReadAuditWriter(threading.local):
         import psycopg
         from django.db import connection
 
-        params = connection.get_connection_params()
-        key = (os.getpid(), tuple(sorted((k, str(v)) for k, v in params.items())))
+        db = connection.settings_dict
+        key = (os.getpid(), db["NAME"], db["HOST"], db["PORT"], db["USER"])
         live = (
             self.connection is not None
             and self.key == key
@@ -335,8 +363,14 @@ class _ReadAuditWriter(threading.local):
         )
         if not live:
             self._close()
+            params = connection.get_connection_params()
             params = {k: v for k, v in params.items() if k != "cursor_factory"}
-            self.connection = psycopg.connect(**params, autocommit=True)
+            conn = psycopg.connect(**params, autocommit=True)
+            result = conn.pgconn.prepare(_STATEMENT, _INSERT_IF_NEW_WINDOW)
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                conn.close()
+                raise psycopg.OperationalError("could not prepare the audit statement")
+            self.connection = conn
             self.key = key
         return self.connection
 
@@ -350,20 +384,11 @@ class _ReadAuditWriter(threading.local):
 
     def send(self, event: dict) -> bool:
         """Send one event's statement; False (nothing sent) when the connection cannot be had."""
-        import psycopg
-        from psycopg.types.json import Jsonb
-
         if self.unconfirmed:
             self.flush()  # libpq takes one statement in flight at a time
         try:
             conn = self._connect()
-            params = {
-                **event,
-                "details": Jsonb(event["details"]),
-                "window_start": event["time"] - VIEWING_WINDOW,
-            }
-            query = psycopg.ClientCursor(conn).mogrify(_INSERT_IF_NEW_WINDOW, params)
-            conn.pgconn.send_query(query.encode())
+            conn.pgconn.send_query_prepared(_STATEMENT, _statement_params(event))
         except Exception:  # the caller writes it the ordinary way instead
             self._close()
             return False

@@ -5,7 +5,7 @@ from django.utils.translation import gettext_lazy as _
 def _on_instance_imported(sender, instance, study, actor, **kwargs):
     from diagnostics.services import runs_for_new_instance
 
-    runs_for_new_instance(instance=instance, study=study, actor=actor)
+    runs_for_new_instance(instance=instance, study=study, actor=actor, batch=kwargs.get("batch"))
 
 
 class DiagnosticsConfig(AppConfig):

@@ -85,11 +85,19 @@ def _new_run(*, instance, study, model, trigger, actor) -> AnalysisRun:
     return run
 
 
-def runs_for_new_instance(*, instance: Instance, study: Study, actor: Actor) -> list[AnalysisRun]:
+def runs_for_new_instance(
+    *, instance: Instance, study: Study, actor: Actor, batch: dict | None = None
+) -> list[AnalysisRun]:
     """One run per active model for a newly imported image (called inside the ingest
-    transaction by the ``instance_imported`` signal; the runs are sent when it commits)."""
+    transaction by the ``instance_imported`` signal; the runs are sent when it commits).
+    ``batch`` (the signal's per-transaction dict) keeps the active models looked up once for
+    all the images of one upload."""
     if not instance.is_image:
         return []
+    if batch is None:
+        batch = {}
+    if "diagnostics.active_models" not in batch:
+        batch["diagnostics.active_models"] = list(AIModel.objects.filter(active=True))
     return [
         _new_run(
             instance=instance,
@@ -98,7 +106,7 @@ def runs_for_new_instance(*, instance: Instance, study: Study, actor: Actor) -> 
             trigger=AnalysisRun.Trigger.INGEST,
             actor=actor,
         )
-        for model in AIModel.objects.filter(active=True)
+        for model in batch["diagnostics.active_models"]
     ]
 
 

@@ -196,6 +196,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 # of each web host, never served directly; safe to delete at any time).
 FRAME_CACHE_DIR = Path(env_str("FRAME_CACHE_DIR", str(VAR_DIR / "frame-cache")))
 FRAME_CACHE_MAX_MB = env_int("FRAME_CACHE_MAX_MB", 2048)
+# Lifetime of the viewer's signed frame URLs (studies/frame_urls.py), in seconds; never past the
+# end of the audited viewing window. Also the longest a revoked access still fetches frames.
+FRAME_URL_TTL = env_int("FRAME_URL_TTL", 180)
 
 # Ingest limits: one file, one ZIP (uncompressed), one image's pixels.
 STUDIES_MAX_FILE_BYTES = env_int("STUDIES_MAX_FILE_BYTES", 2 * 1024**3)

@@ -1,11 +1,14 @@
-"""The viewer's raw frames: full bit depth with metadata, decoded once and kept in a disk cache.
+"""The viewer's frames, decoded (or rendered to PNG) once and kept in a disk cache.
 
-The cache is keyed by the stored file's sha256, the frame and the downsampling size, so a file
-replaced under the same instance never serves stale pixels, and nothing in the database refers
-to it (no DerivedImage rows). Each entry is one file: a 4-byte little-endian length, the
-metadata as JSON, then the pixels; it is written to a temporary name and renamed into place, so
-a reader never sees half an entry. The cache is pruned (oldest first) past
-``FRAME_CACHE_MAX_MB``; deleting it at any time is safe.
+The cache is keyed by the stored file's sha256, the frame and the downsampling size (and, for
+PNG, the window), so a file replaced under the same instance never serves stale pixels, and
+nothing in the database refers to it (no DerivedImage rows). A raw entry is one file: a 4-byte
+little-endian length, the metadata as JSON, then the pixels; a PNG entry is the PNG. Entries
+are written to a temporary name and renamed into place, so a reader never sees half an entry.
+The cache is pruned (oldest first) past ``FRAME_CACHE_MAX_MB``; deleting it at any time is safe.
+
+The functions taking ``sha``/``source`` need no database: the signed-URL fast path
+(``studies.frame_urls``) calls them before Django's middleware.
 """
 
 from __future__ import annotations
@@ -25,15 +28,28 @@ from django.utils.translation import gettext as _
 from accounts.audit import Actor, audit_view
 from studies.dicom.errors import DicomError, FrameIndexError, NoPixelDataError
 from studies.dicom.raw import raw_frame
+from studies.dicom.render import render_png
 from studies.models import Instance
 from studies.responses import NoImage, _require_file
 
 PRUNE_EVERY = 50  # on average, one write in this many checks the cache's size
 
 
-def cache_path(instance: Instance, frame: int, max_size: int | None) -> Path:
-    sha = instance.sha256 or f"instance-{instance.pk}"
+def cache_key(instance: Instance) -> str:
+    return instance.sha256 or f"instance-{instance.pk}"
+
+
+def entry_path(sha: str, frame: int, max_size: int | None) -> Path:
     return Path(settings.FRAME_CACHE_DIR) / sha[:2] / f"{sha}-{frame}-{max_size or 0}.frame"
+
+
+def cache_path(instance: Instance, frame: int, max_size: int | None) -> Path:
+    return entry_path(cache_key(instance), frame, max_size)
+
+
+def png_path(sha: str, frame: int, window, max_size: int | None) -> Path:
+    shown = "header" if window is None else f"{float(window[0]):g}_{float(window[1]):g}"
+    return Path(settings.FRAME_CACHE_DIR) / sha[:2] / f"{sha}-{frame}-{max_size or 0}-{shown}.png"
 
 
 def _open_cached(path: Path):
@@ -54,13 +70,19 @@ def _open_cached(path: Path):
 
 def _store(path: Path, body: bytes, meta: dict) -> None:
     header = json.dumps(meta, separators=(",", ":")).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    _write(path, struct.pack("<I", len(header)), header, body)
+
+
+def _write(path: Path, *parts) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError:
+        return
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(struct.pack("<I", len(header)))
-            out.write(header)
-            out.write(body)
+            for part in parts:
+                out.write(part)
         os.replace(temporary, path)
     except OSError:
         Path(temporary).unlink(missing_ok=True)  # a full disk costs the cache, not the request
@@ -74,12 +96,13 @@ def cache_prune(max_bytes: int | None = None) -> int:
     limit = settings.FRAME_CACHE_MAX_MB * 1024 * 1024 if max_bytes is None else max_bytes
     root = Path(settings.FRAME_CACHE_DIR)
     entries = []
-    for entry in root.glob("*/*.frame"):
+    for entry in (*root.glob("*/*.frame"), *root.glob("*/*.png")):
         try:
             stat = entry.stat()
         except FileNotFoundError:
             continue
         entries.append((stat.st_mtime, stat.st_size, entry))
+    _prune_grants(root)
     total = sum(size for _, size, _ in entries)
     deleted = 0
     for _mtime, size, entry in sorted(entries):
@@ -91,17 +114,76 @@ def cache_prune(max_bytes: int | None = None) -> int:
     return deleted
 
 
-def _decode(instance: Instance, frame: int, max_size: int | None):
-    """Decode from the file's path where the storage has one (only the frame is read), else
-    from the opened file (object storage)."""
+def stored_path(instance: Instance) -> str | None:
+    """The stored file's local path, or ``None`` where the storage has none (object storage)."""
     try:
-        path = default_storage.path(instance.file.name)
+        return default_storage.path(instance.file.name)
     except NotImplementedError:
-        path = None
-    if path is not None:
-        return raw_frame(path, frame, max_size=max_size)
-    with default_storage.open(instance.file.name, "rb") as handle:
+        return None
+
+
+def _prune_grants(root: Path) -> None:
+    """Signed-URL grants (studies.frame_urls) no token can still use."""
+    import time
+
+    stale = time.time() - 2 * settings.FRAME_URL_TTL - 60
+    for grant in root.glob("grants/*/*.json"):
+        try:
+            if grant.stat().st_mtime < stale:
+                grant.unlink(missing_ok=True)
+        except FileNotFoundError:
+            continue
+
+
+def _decode(source, frame: int, max_size: int | None):
+    """Decode from the file's path where there is one (only the frame is read), else from the
+    opened file (object storage): ``source`` is then a callable opening it."""
+    if not callable(source):
+        return raw_frame(source, frame, max_size=max_size)
+    with source() as handle:
         return raw_frame(handle, frame, max_size=max_size)
+
+
+def _source(instance: Instance):
+    path = stored_path(instance)
+    return path if path is not None else (lambda: default_storage.open(instance.file.name, "rb"))
+
+
+def decoded_frame(sha: str, source, frame: int, max_size: int | None = None):
+    """``(open file positioned at the pixels, metadata)`` from the cache, decoding ``source``
+    (a path, or a callable opening the file) on a miss. Needs no database.
+
+    Raises DicomError (and its kinds) and OSError as the decoding does."""
+    path = entry_path(sha, frame, max_size)
+    cached = _open_cached(path)
+    if cached is not None:
+        return cached
+    body, meta = _decode(source, frame, max_size)
+    _store(path, body, meta)
+    cached = _open_cached(path)
+    if cached is not None:
+        return cached
+    import io
+
+    return io.BytesIO(bytes(body)), meta  # the cache could not be written: serve from memory
+
+
+def rendered_png(sha: str, source, frame: int, window=None, max_size: int | None = None):
+    """The frame rendered to an 8-bit PNG (``window`` or the header's), from the cache or
+    rendered from ``source`` (a path, or a callable opening the file) and kept. Needs no
+    database. Raises DicomError (and its kinds) and OSError as rendering does."""
+    path = png_path(sha, frame, window, max_size)
+    try:
+        return path.read_bytes()
+    except OSError:
+        pass
+    if callable(source):
+        with source() as handle:
+            png = render_png(handle, frame, window=window, max_size=max_size)
+    else:
+        png = render_png(source, frame, window=window, max_size=max_size)
+    _write(path, png)
+    return png
 
 
 def frame_data(instance: Instance, *, frame: int, max_size: int | None = None):
@@ -109,12 +191,8 @@ def frame_data(instance: Instance, *, frame: int, max_size: int | None = None):
     _require_file(instance)
     if not instance.is_image:
         raise NoImage(_("This instance is a document; it has no image."))
-    path = cache_path(instance, frame, max_size)
-    cached = _open_cached(path)
-    if cached is not None:
-        return cached
     try:
-        body, meta = _decode(instance, frame, max_size)
+        return decoded_frame(cache_key(instance), _source(instance), frame, max_size)
     except FrameIndexError:
         raise NoImage(
             _("There is no frame %(frame)d: this instance has %(count)d frame(s), from 0.")
@@ -128,13 +206,6 @@ def frame_data(instance: Instance, *, frame: int, max_size: int | None = None):
         raise NoImage(
             _("The stored file of this image cannot be read; ask an administrator to check it.")
         ) from None
-    _store(path, body, meta)
-    cached = _open_cached(path)
-    if cached is not None:
-        return cached
-    import io
-
-    return io.BytesIO(bytes(body)), meta  # the cache could not be written: serve from memory
 
 
 def raw_frame_response(request, instance: Instance, *, frame: int, max_size: int | None = None):

@@ -1,9 +1,10 @@
-"""One ingest service behind every door (upload page, API, import_dicom): one file at a time.
+"""One ingest service behind every door (upload page, API, import_dicom).
 
-``ingest_file`` takes one uploaded or found file and returns an :class:`IngestResult`:
-``imported``, ``duplicate`` (same SOP Instance UID, same bytes: nothing changes) or
-``rejected`` with a reason the user can act on. A rejected file changes nothing stored; the
-stored file of an instance whose transaction fails is removed again (no orphans).
+``ingest_file`` takes one uploaded or found file (``ingest_files`` the files of one request)
+and returns an :class:`IngestResult`: ``imported``, ``duplicate`` (same SOP Instance UID,
+same bytes: nothing changes) or ``rejected`` with a reason the user can act on. A rejected
+file changes nothing stored; the stored file of an instance whose transaction fails is
+removed again (no orphans).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,13 +24,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from accounts.audit import CREATE, Actor, audit_event
 from accounts.models import AuditEvent, Department
 from accounts.permissions import can
 from patients.dicom_names import dicom_person_name, patient_name_matches
-from patients.models import IdentifierType, IdentityStatus, Patient
+from patients.models import IdentifierType, IdentityStatus, Patient, PatientIdentifier
+from patients.normalize import normalize_identifier, normalize_mrn
 from patients.selectors import patient_resolve
 from patients.services import IdentifierInput, patient_register
 from studies.dicom import category as dicom_category
@@ -98,23 +103,29 @@ def ingest_file(
 
 
 def ingest_files(
-    *, actor: Actor, items: list[tuple[bytes | Path, str]], fields: StudyFields | None = None
+    *,
+    actor: Actor,
+    items: list[tuple[bytes | Path, str]],
+    fields: StudyFields | None = None,
+    digests: list[str | None] | None = None,
 ) -> list[IngestResult]:
     """Import several files of one request (``(data, name)`` pairs); one result per file, in
-    their order, exactly as ``ingest_file`` one by one would give.
+    their order, exactly as ``ingest_file`` one by one would give. ``digests``: the files'
+    sha256 where already known (hashed while they were uploaded), else ``None``.
 
-    The new instances are recorded in one transaction (one commit, one batch of audit rows,
-    one thumbnail job) instead of one each. Should anything go wrong inside it (a file that
-    turns out to be refused there, a lock conflict), nothing of the batch is kept and every
-    file goes through ``ingest_file`` on its own: a bad file never spoils the others.
+    The new instances are recorded in one transaction (one commit, one statement per table,
+    one batch of audit rows, one thumbnail job) instead of one each; a request of one file
+    takes this path too. Should anything go wrong inside it (a file that turns out to be
+    refused there, a series UID already used by another study, a concurrent upload of the same
+    instance, a lock conflict), nothing of the batch is kept and every file goes through
+    ``ingest_file`` on its own: a bad file never spoils the others.
     """
     fields = fields or StudyFields()
-    if len(items) < 2:
-        return [ingest_file(actor=actor, data=d, name=n, fields=fields) for d, n in items]
     results: list[IngestResult | None] = [None] * len(items)
     prepared: list[tuple[int, _Prepared]] = []
-    for index, (data, name) in enumerate(items):
-        outcome = _guarded(name, partial(_prepare, actor, data, name, fields))
+    digests = digests or [None] * len(items)
+    for index, ((data, name), digest) in enumerate(zip(items, digests, strict=True)):
+        outcome = _guarded(name, partial(_prepare, actor, data, name, fields, digest))
         if isinstance(outcome, IngestResult):
             results[index] = outcome
         else:
@@ -169,7 +180,9 @@ def _guarded(name: str, step):
         return IngestResult(name, REJECTED, " ".join(exc.messages))
 
 
-def _prepare(actor: Actor, data: bytes | Path, name: str, fields: StudyFields) -> _Prepared:
+def _prepare(
+    actor: Actor, data: bytes | Path, name: str, fields: StudyFields, digest: str | None = None
+) -> _Prepared:
     if not can(actor.user, ADD_PERM):
         raise PermissionDenied
     size = data.stat().st_size if isinstance(data, Path) else len(data)
@@ -185,14 +198,14 @@ def _prepare(actor: Actor, data: bytes | Path, name: str, fields: StudyFields) -
     source_format = "dicom"
     if kind in ("png", "jpeg"):
         raw = data.read_bytes() if isinstance(data, Path) else data
-        data, source_format = _wrap(raw, fields), kind
+        data, source_format, digest = _wrap(raw, fields), kind, None  # stored: the wrapped file
     elif kind not in ("dicom", "dicom-bare"):
         raise Rejected(
             _("Not a DICOM, PNG or JPEG file: %(what)s.")
             % {"what": dicom_parse.describe_non_dicom(head)}
         )
     header = dicom_parse.parse_instance(data, default_zone=settings.TIME_ZONE)
-    return _Prepared(data, name, header, source_format, sha256_of(data))
+    return _Prepared(data, name, header, source_format, digest or sha256_of(data))
 
 
 def _wrap(data: bytes, fields: StudyFields) -> bytes:
@@ -283,16 +296,9 @@ def _record_batch(actor, batch, fields: StudyFields) -> dict[int, IngestResult] 
     )
     stored: list[str] = []
     try:
-        for _index, item in batch:
-            stored.append(store_bytes(_storage_name(item.header), item.data))
-        results = {}
+        stored = store_many([(_storage_name(item.header), item.data) for _i, item in batch])
         with transaction.atomic():
-            collected = _Collected()
-            collected.lock_studies({item.header.study_instance_uid for _i, item in batch})
-            for (index, item), name in zip(batch, stored, strict=True):
-                results[index] = _record(actor, item, fields, department, name, collected)
-            collected.write()
-        return results
+            return _BatchWriter(actor, fields, department).write(batch, stored)
     except (Rejected, DicomError, ImageError, ValidationError, PermissionDenied, DatabaseError):
         for name in stored:
             _discard(name)
@@ -301,6 +307,187 @@ def _record_batch(actor, batch, fields: StudyFields) -> dict[int, IngestResult] 
         for name in stored:
             _discard(name)
         raise
+
+
+@dataclass
+class _Planned:
+    """One file of a batch on its way to the database."""
+
+    index: int
+    item: _Prepared
+    stored: str
+    study: Study
+    created_study: bool
+    warnings: list[str]
+    series: Series | None = None
+    instance: Instance | None = None
+
+
+class _BatchWriter:
+    """The rows of a batch's files, written with one statement per table instead of one per
+    file: the studies looked up (and locked) at once, each PatientID resolved once, the new
+    studies, series and instances bulk-inserted, the audit rows bulk-created. The outcome is
+    what ``_record`` file by file gives; whatever it cannot tell cheaply (a series UID of a new
+    study already used elsewhere, a concurrent upload of the same instance) fails the insert,
+    and the caller sends the batch through the one-by-one path."""
+
+    def __init__(self, actor, fields: StudyFields, department):
+        self.actor, self.fields, self.department = actor, fields, department
+        self.patients = _Patients(actor)
+
+    def write(self, batch, stored: list[str]) -> dict[int, IngestResult]:
+        collected = _Collected()
+        collected.lock_studies({item.header.study_instance_uid for _i, item in batch})
+        studies = collected.studies
+        if self.fields.patient is None:
+            self.patients.prefetch(
+                item.header.patient.patient_id
+                for _i, item in batch
+                if studies.get(item.header.study_instance_uid) is None
+            )
+        planned: list[_Planned] = []
+        new_studies: dict[str, Study] = {}
+        for (index, item), name in zip(batch, stored, strict=True):
+            header = item.header
+            warnings = list(header.warnings)
+            study = studies.get(header.study_instance_uid)
+            created = study is None
+            if created:
+                patient = self.fields.patient or self.patients.match(header, warnings)
+                study = _new_study(self.actor, header, self.fields, patient, self.department)
+                study.warnings = list(warnings)
+                studies[study.study_uid] = new_studies[study.study_uid] = study
+            else:
+                self.patients.check_same(study, header, warnings)
+            planned.append(_Planned(index, item, name, study, created, warnings))
+        changed = self._merge_into_studies(planned, new_studies)
+        if new_studies:
+            Study.objects.bulk_create(list(new_studies.values()))
+        for study in changed:
+            study.save(update_fields=["modalities", "warnings"])
+        self._series(planned)
+        self._instances(planned)
+        return self._finish(planned, collected)
+
+    @staticmethod
+    def _merge_into_studies(planned: list[_Planned], new_studies: dict) -> list[Study]:
+        """Each study's modalities and warnings with those of its files (as ``_record`` sets
+        them file by file); the stored studies whose values change."""
+        changed = []
+        for study in {id(p.study): p.study for p in planned}.values():
+            mine = [p for p in planned if p.study is study]
+            modalities = set(filter(None, study.modalities.split("\\")))
+            modalities |= {p.item.header.modality for p in mine}
+            joined = "\\".join(sorted(m for m in modalities if m))[:64]
+            warnings = set(study.warnings)
+            for p in mine:
+                warnings |= set(p.warnings)
+            merged = sorted(warnings)
+            if study.study_uid in new_studies:
+                study.modalities, study.warnings = joined, merged
+            elif joined != study.modalities or merged != study.warnings:
+                study.modalities, study.warnings = joined, merged
+                changed.append(study)
+        return changed
+
+    @staticmethod
+    def _series(planned: list[_Planned]) -> None:
+        # Only the series of studies stored before can exist already; a new study's series UID
+        # used elsewhere makes the insert fail (and the batch go file by file).
+        lookup = {p.item.header.series_instance_uid for p in planned if not p.created_study}
+        known = {s.series_uid: s for s in Series.objects.filter(series_uid__in=lookup)}
+        new: list[Series] = []
+        for p in planned:
+            header = p.item.header
+            series = known.get(header.series_instance_uid)
+            if series is None:
+                series = Series(
+                    study=p.study,
+                    series_uid=header.series_instance_uid,
+                    modality=header.modality,
+                    number=header.series_number,
+                    description=header.series_description[:200],
+                    body_part=header.body_part[:64],
+                )
+                known[series.series_uid] = series
+                new.append(series)
+            elif series.study_id != p.study.pk:
+                raise Rejected(
+                    _("This series already belongs to another study; the file is refused.")
+                )
+            p.series = series
+        if new:
+            for series in new:
+                series.study_id = series.study.pk  # the study's key, now that it has one
+            Series.objects.bulk_create(new)
+
+    def _instances(self, planned: list[_Planned]) -> None:
+        user = self.actor.user if self.actor.user_id else None
+        for p in planned:
+            header, data = p.item.header, p.item.data
+            p.series.study = p.study
+            p.instance = Instance(
+                series=p.series,
+                sop_instance_uid=header.sop_instance_uid,
+                sop_class_uid=header.sop_class_uid,
+                sop_class_name=header.sop_class_name[:120],
+                number=header.instance_number,
+                document_kind=header.document_kind,
+                rows=header.rows,
+                columns=header.columns,
+                frames=max(header.frames, 1) if header.is_image else 0,
+                transfer_syntax=header.transfer_syntax_uid,
+                source_format=p.item.source_format,
+                file=p.stored,
+                size=data.stat().st_size if isinstance(data, Path) else len(data),
+                sha256=p.item.digest,
+                created_by=user,
+            )
+        Instance.objects.bulk_create([p.instance for p in planned])
+
+    def _finish(self, planned: list[_Planned], collected: _Collected) -> dict[int, IngestResult]:
+        results, audited = {}, set()
+        for p in planned:
+            study, instance = p.study, p.instance
+            if p.created_study and study.pk not in audited:
+                audited.add(study.pk)
+                collected.audit.append(
+                    audit_event(
+                        actor=self.actor,
+                        action=CREATE,
+                        obj=study,
+                        details={"uid": study.study_uid},
+                    )
+                )
+            if instance.is_image:
+                collected.thumbnails.append(instance.pk)
+            instance_imported.send(
+                sender=Instance,
+                instance=instance,
+                study=study,
+                actor=self.actor,
+                batch=collected.scratch,
+            )
+            collected.audit.append(
+                audit_event(
+                    actor=self.actor,
+                    action=CREATE,
+                    obj=instance,
+                    patient_id=study.patient_id,
+                    details={"study": study.pk, "file": p.item.name[:200], "sha256": p.item.digest},
+                )
+            )
+            results[p.index] = IngestResult(
+                p.item.name,
+                IMPORTED,
+                _("Imported."),
+                study_id=study.pk,
+                instance_id=instance.pk,
+                patient_id=study.patient_id,
+                warnings=p.warnings,
+            )
+        collected.write()
+        return results
 
 
 class _Collected:
@@ -313,6 +500,8 @@ class _Collected:
         # A batch looks up (and locks) all its studies at once: study UID -> Study, or None
         # for one not stored yet. ``None`` here: look each up on its own.
         self.studies: dict[str, Study | None] | None = None
+        # Shared with the ``instance_imported`` receivers of this transaction (``batch``).
+        self.scratch: dict = {}
 
     def lock_studies(self, uids: set[str]) -> None:
         found = Study.objects.select_for_update().filter(study_uid__in=uids).order_by("pk")
@@ -412,7 +601,9 @@ def _record(
         study.save(update_fields=["modalities", "warnings"])
     if instance.is_image:
         collected.thumbnails.append(instance.pk)
-    instance_imported.send(sender=Instance, instance=instance, study=study, actor=actor)
+    instance_imported.send(
+        sender=Instance, instance=instance, study=study, actor=actor, batch=collected.scratch
+    )
     collected.audit.append(
         audit_event(
             actor=actor,
@@ -472,10 +663,21 @@ def _series(study: Study, header, *, new_study: bool) -> Series:
 def _create_study(
     actor, header, fields: StudyFields, patient, department, warnings, collected: _Collected
 ) -> Study:
+    study = _new_study(actor, header, fields, patient, department)
+    study.warnings = warnings
+    study.save(force_insert=True)
+    collected.audit.append(
+        audit_event(actor=actor, action=CREATE, obj=study, details={"uid": study.study_uid})
+    )
+    return study
+
+
+def _new_study(actor, header, fields: StudyFields, patient, department) -> Study:
+    """The file's new study, not saved yet."""
     category = fields.category or dicom_category.category_of(header)
     if category not in Category.values:
         category = Category.OTHER
-    study = Study.objects.create(
+    return Study(
         study_uid=header.study_instance_uid,
         patient=patient,
         department=department,
@@ -492,13 +694,9 @@ def _create_study(
         referring_physician=header.referring_physician[:200],
         clinical_question=fields.clinical_question,
         urgency=fields.urgency or Urgency.ROUTINE,
-        warnings=warnings,
+        warnings=[],
         created_by=actor.user if actor.user_id else None,
     )
-    collected.audit.append(
-        audit_event(actor=actor, action=CREATE, obj=study, details={"uid": study.study_uid})
-    )
-    return study
 
 
 def _match_patient(actor: Actor, header, warnings: list[str]) -> Patient:
@@ -510,19 +708,32 @@ def _match_patient(actor: Actor, header, warnings: list[str]) -> Patient:
         patient = patient_resolve(
             mrn=person.patient_id, identifier=person.patient_id, for_update=True
         )
-    name = dicom_person_name(person.name_raw or person.name, person.specific_character_set)
     if patient is not None:
-        if name.full and not patient_name_matches(patient, name):
-            warnings.append(
-                _("The file's patient name %(file)s differs from the registry's %(registry)s.")
-                % {"file": name.full, "registry": f"{patient.last_name} {patient.first_name}"}
-            )
-        if person.birth_date and patient.birth_date and person.birth_date != patient.birth_date:
-            warnings.append(
-                _("The file's birth date %(file)s differs from the registry's %(registry)s.")
-                % {"file": person.birth_date, "registry": patient.birth_date}
-            )
+        _compare_with_registry(patient, header, warnings)
         return patient
+    return _register_patient(actor, header, warnings)
+
+
+def _compare_with_registry(patient: Patient, header, warnings: list[str]) -> None:
+    """Disagreeing names or birth dates only warn; the registry is never overwritten."""
+    person = header.patient
+    name = dicom_person_name(person.name_raw or person.name, person.specific_character_set)
+    if name.full and not patient_name_matches(patient, name):
+        warnings.append(
+            _("The file's patient name %(file)s differs from the registry's %(registry)s.")
+            % {"file": name.full, "registry": f"{patient.last_name} {patient.first_name}"}
+        )
+    if person.birth_date and patient.birth_date and person.birth_date != patient.birth_date:
+        warnings.append(
+            _("The file's birth date %(file)s differs from the registry's %(registry)s.")
+            % {"file": person.birth_date, "registry": patient.birth_date}
+        )
+
+
+def _register_patient(actor: Actor, header, warnings: list[str]) -> Patient:
+    """A new provisional (or unknown) patient from the file's PatientID and name."""
+    person = header.patient
+    name = dicom_person_name(person.name_raw or person.name, person.specific_character_set)
     data = {
         "last_name": name.family[:100],
         "first_name": name.given[:100],
@@ -561,6 +772,100 @@ def _check_same_patient(study: Study, header, warnings: list[str]) -> None:
         )
 
 
+class _Patients:
+    """A batch's patient look-ups: each PatientID resolved (and share-locked against a merge)
+    once, and, for the common case of PatientIDs found as they are, all at once."""
+
+    def __init__(self, actor: Actor):
+        self.actor = actor
+        self.locked: dict[str, Patient] = {}  # PatientID -> patient, locked in this transaction
+        self.seen: dict[str, Patient | None] = {}  # PatientID -> patient, for the study check
+
+    def prefetch(self, patient_ids) -> None:
+        """Resolve at once the PatientIDs that name a patient's MRN or identifier directly
+        (``patient_resolve``'s first step: the MRN first, then an identifier of any type, the
+        lowest id first), share-locking the rows. What is not found so, or was merged into
+        another record, is left to ``patient_resolve`` one by one."""
+        wanted = {pid for pid in patient_ids if pid and pid not in self.locked}
+        if not wanted:
+            return
+        keys = {pid: (normalize_mrn(pid), normalize_identifier(pid)) for pid in wanted}
+        mrns = sorted({mrn for mrn, _value in keys.values() if mrn})
+        values = sorted({value for _mrn, value in keys.values() if value})
+        candidates, by_value = _lock_patients(mrns, values)
+        by_mrn: dict[str, Patient] = {}
+        for patient in sorted(candidates.values(), key=lambda p: p.pk):
+            by_mrn.setdefault(patient.mrn, patient)
+        for pid, (mrn, value) in keys.items():
+            found = by_mrn.get(mrn) if mrn else None
+            if found is None and by_value.get(value):
+                found = candidates[min(by_value[value])]
+            if found is not None and found.merged_into_id is None:
+                self.locked[pid] = found
+
+    def match(self, header, warnings: list[str]) -> Patient:
+        """``_match_patient``, once per PatientID of the batch."""
+        pid = header.patient.patient_id
+        if pid and pid in self.locked:
+            patient = self.locked[pid]
+            _compare_with_registry(patient, header, warnings)
+            return patient
+        patient = _match_patient(self.actor, header, warnings)
+        if pid:
+            self.locked[pid] = patient
+        return patient
+
+    def check_same(self, study: Study, header, warnings: list[str]) -> None:
+        """``_check_same_patient``, once per PatientID of the batch."""
+        pid = header.patient.patient_id
+        if not pid:
+            return
+        if pid in self.locked:
+            resolved = self.locked[pid]
+        elif pid in self.seen:
+            resolved = self.seen[pid]
+        else:
+            resolved = self.seen[pid] = patient_resolve(mrn=pid, identifier=pid)
+        if resolved is not None and resolved.pk != study.patient_id:
+            warnings.append(
+                _("This file names another patient (PatientID %(id)s) than its study's.")
+                % {"id": pid}
+            )
+
+
+def _lock_patients(
+    mrns: list[str], values: list[str]
+) -> tuple[dict[int, Patient], dict[str, list[int]]]:
+    """The patients with these MRNs or identifier values, share-locked (on PostgreSQL; a merge
+    locks them for update) until the transaction ends; and identifier value -> patient ids.
+    One statement on PostgreSQL."""
+    candidates: dict[int, Patient] = {}
+    by_value: dict[str, list[int]] = {}
+    if connection.vendor == "postgresql":
+        patients = Patient._meta.db_table
+        identifiers = PatientIdentifier._meta.db_table
+        rows = Patient.objects.raw(
+            f"SELECT p.*, m.value AS matched_value FROM {patients} p JOIN ("
+            f"SELECT id AS patient_id, NULL AS value FROM {patients} WHERE mrn = ANY(%s) "
+            f"UNION ALL SELECT patient_id, value FROM {identifiers} WHERE value = ANY(%s)"
+            ") m ON m.patient_id = p.id ORDER BY p.id FOR SHARE OF p",
+            [mrns, values],
+        )
+        for patient in rows:
+            candidates.setdefault(patient.pk, patient)
+            if patient.matched_value is not None:
+                by_value.setdefault(patient.matched_value, []).append(patient.pk)
+        return candidates, by_value
+    for value, patient_id in PatientIdentifier.objects.filter(value__in=values).values_list(
+        "value", "patient_id"
+    ):
+        by_value.setdefault(value, []).append(patient_id)
+    ids = {pk for pks in by_value.values() for pk in pks}
+    rows = Patient.objects.select_for_update().filter(Q(mrn__in=mrns) | Q(pk__in=ids))
+    candidates = {patient.pk: patient for patient in rows.order_by("pk")}
+    return candidates, by_value
+
+
 # -- storage --------------------------------------------------------------------------------
 
 
@@ -589,6 +894,56 @@ def store_bytes(name: str, data: bytes | Path) -> str:
         with data.open("rb") as source:
             return storage.save(name, File(source))
     return storage.save(name, ContentFile(data))
+
+
+# Files of one batch are written on a few threads: each is still fsync'd on its own, but the
+# fsyncs overlap (the file system commits them together) instead of waiting one after another.
+_STORE_THREADS = 4
+_store_pool: ThreadPoolExecutor | None = None
+_store_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _store_pool
+    with _store_pool_lock:
+        if _store_pool is None:
+            _store_pool = ThreadPoolExecutor(_STORE_THREADS, thread_name_prefix="ingest-store")
+        return _store_pool
+
+
+def _forget_pool() -> None:
+    global _store_pool, _store_pool_lock
+    _store_pool, _store_pool_lock = None, threading.Lock()  # its threads stay in the parent
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def store_many(items: list[tuple[str, bytes | Path]]) -> list[str]:
+    """``store_bytes`` for several ``(name, data)`` files; all or none: should one fail, those
+    already written are removed again and the error raised."""
+    if len(items) < 2 or not isinstance(default_storage, FileSystemStorage):
+        stored: list[str] = []
+        try:
+            for name, data in items:
+                stored.append(store_bytes(name, data))
+        except BaseException:
+            for name in stored:
+                _discard(name)
+            raise
+        return stored
+    futures = [_pool().submit(store_bytes, name, data) for name, data in items]
+    stored, error = [], None
+    for future in futures:
+        try:
+            stored.append(future.result())
+        except BaseException as exc:  # wait for all of them before cleaning up
+            error = error or exc
+    if error is not None:
+        for name in stored:
+            _discard(name)
+        raise error
+    return stored
 
 
 def _discard(name: str) -> None:

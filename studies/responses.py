@@ -3,13 +3,11 @@ Callers find the instance through the selectors (scope) first."""
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
 from django.http import Http404, HttpResponse
 from django.utils.translation import gettext as _
 
 from accounts.audit import VIEW, Actor, audit_view
 from accounts.protected_files import protected_file_response
-from studies.dicom import render
 from studies.dicom.errors import DicomError, FrameIndexError, NoPixelDataError
 from studies.models import Instance
 from studies.thumbnails import thumbnail_make
@@ -66,9 +64,12 @@ def frame_response(request, instance: Instance, *, frame: int, window=None, max_
     _require_file(instance)
     if not instance.is_image:
         raise NoImage(_("This instance is a document; it has no image."))
-    try:
-        with default_storage.open(instance.file.name, "rb") as handle:
-            png = render.render_png(handle, frame, window=window, max_size=max_size)
+    from studies import frames  # (frames imports this module)
+
+    try:  # rendered once per file, frame, window and size, then read from the frame cache
+        png = frames.rendered_png(
+            frames.cache_key(instance), frames._source(instance), frame, window, max_size
+        )
     except FrameIndexError:
         raise NoImage(
             _("There is no frame %(frame)d: this instance has %(count)d frame(s), from 0.")
@@ -78,6 +79,10 @@ def frame_response(request, instance: Instance, *, frame: int, window=None, max_
         raise NoImage(_("This instance is a document; it has no image.")) from None
     except DicomError as exc:
         raise NoImage(_("This image cannot be rendered: %(reason)s") % {"reason": exc}) from None
+    except OSError:
+        raise NoImage(
+            _("The stored file of this image cannot be read; ask an administrator to check it.")
+        ) from None
     audit_view(  # frames count inside the study's viewing window
         actor=Actor.from_request(request),
         obj=instance.series.study,

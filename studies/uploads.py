@@ -3,13 +3,20 @@ and imported member by member (never held in memory); any other file goes straig
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import tempfile
 import zipfile
 from pathlib import Path
 
-from django.core.files.uploadedfile import UploadedFile
+from django.conf import settings
+from django.core.files.uploadedfile import (
+    InMemoryUploadedFile,
+    TemporaryUploadedFile,
+    UploadedFile,
+)
+from django.core.files.uploadhandler import FileUploadHandler
 
 from accounts.audit import Actor
 from studies.ingest import REJECTED, IngestResult, StudyFields, ingest_file, ingest_files
@@ -23,13 +30,71 @@ def safe_name(name: str) -> str:
     return base[:120] or "upload"
 
 
+# The files of one upload request are kept in memory up to this many bytes in all (Django's
+# default keeps none of a request over 2.5 MB: 20 files of 512 KB each went to temporary files,
+# written, then read again to hash, parse and store them); what comes after is spooled to disk.
+UPLOAD_MEMORY_BYTES = 16 * 1024 * 1024
+
+
+class IngestUploadHandler(FileUploadHandler):
+    """The upload API's files: each hashed (sha256, as ``upload.sha256``) while it streams in,
+    held in memory while the request's files stay within ``UPLOAD_MEMORY_BYTES`` altogether,
+    else written to a temporary file."""
+
+    def __init__(self, request=None):
+        super().__init__(request)
+        self.limit = getattr(settings, "STUDIES_UPLOAD_MEMORY_BYTES", UPLOAD_MEMORY_BYTES)
+        self.held = 0  # bytes of this request's files kept in memory
+
+    def new_file(self, *args, **kwargs):
+        super().new_file(*args, **kwargs)
+        self.digest = hashlib.sha256()
+        self.buffer: io.BytesIO | None = io.BytesIO()
+        self.spooled: TemporaryUploadedFile | None = None
+
+    def receive_data_chunk(self, raw_data, start):
+        self.digest.update(raw_data)
+        if self.spooled is None and self.held + len(raw_data) > self.limit:
+            self.spooled = TemporaryUploadedFile(
+                self.file_name, self.content_type, 0, self.charset, self.content_type_extra
+            )
+            self.spooled.write(self.buffer.getbuffer())
+            self.held -= self.buffer.tell()
+            self.buffer = None
+        if self.spooled is not None:
+            self.spooled.write(raw_data)
+        else:
+            self.buffer.write(raw_data)
+            self.held += len(raw_data)
+        return None
+
+    def file_complete(self, file_size):
+        if self.spooled is not None:
+            upload = self.spooled
+            upload.seek(0)
+            upload.size = file_size
+        else:
+            self.buffer.seek(0)
+            upload = InMemoryUploadedFile(
+                self.buffer,
+                self.field_name,
+                self.file_name,
+                self.content_type,
+                file_size,
+                self.charset,
+                self.content_type_extra,
+            )
+        upload.sha256 = self.digest.hexdigest()
+        return upload
+
+
 def ingest_uploads(
     *, actor: Actor, uploads: list[UploadedFile], fields: StudyFields
 ) -> list[IngestResult]:
     """Import the files of one request, in their order; a ZIP gives one result per member.
     Plain files are imported together (``ingest_files``: one transaction for all of them)."""
     slots: list = []  # per upload: ("plain", index into items) or ("zip", results)
-    items = []
+    items, digests = [], []
     for upload in uploads:
         direct = _plain(upload)
         if direct is None:
@@ -37,7 +102,10 @@ def ingest_uploads(
         else:
             slots.append(("plain", len(items)))
             items.append((direct, (upload.name or "upload")[:300]))
-    imported = ingest_files(actor=actor, items=items, fields=fields) if items else []
+            digests.append(getattr(upload, "sha256", None))  # from IngestUploadHandler
+    imported = (
+        ingest_files(actor=actor, items=items, fields=fields, digests=digests) if items else []
+    )
     results: list[IngestResult] = []
     for kind, value in slots:
         results += value if kind == "zip" else [imported[value]]

@@ -131,3 +131,67 @@ def test_the_page_lists_the_read_it_is_showing(settings):
         assert len(_views(user, patient)) == 1
 
     _with_committed_reader(body)
+
+
+def test_the_prepared_statement_writes_the_row_the_orm_would():
+    """The writer sends its event as text parameters of a prepared statement: every field
+    (Cyrillic, JSON details, an IPv6 address, no patient) lands as the ORM writes it."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    now = timezone.now().replace(microsecond=123456)
+
+    def event(object_id, **extra):
+        return {
+            "time": now,
+            "user_id": 987654,
+            "username": "Щербакова",
+            "action": "view",
+            "object_type": "studies.study",
+            "object_id": object_id,
+            "patient_id": None,
+            "ip": "2001:db8::1",
+            "user_agent": "Mozilla/5.0 «тест»",
+            "outcome": "success",
+            "reason": "",
+            "details": {"query": {"q": "Иванов"}, "ids": [1, 2], "ok": True},
+            "flagged": False,
+            **extra,
+        }
+
+    def run():
+        token = audit._deferred_reads.set(True)
+        try:
+            assert audit._read_writer.send(event("prepared"))
+            audit._read_writer.flush()
+            assert audit._read_writer.send(event("prepared"))  # the same window: nothing
+            audit._read_writer.flush()
+            audit._write_if_new_window(event("orm"))
+            later = event("prepared", time=now + audit.VIEWING_WINDOW + dt.timedelta(seconds=1))
+            assert audit._read_writer.send(later)  # the next window: a new row
+            audit._read_writer.flush()
+            fields = [
+                "time", "user_id", "username", "action", "object_type", "patient_id", "ip",
+                "user_agent", "outcome", "reason", "details", "flagged",
+            ]  # fmt: skip
+            rows = {
+                object_id: list(
+                    AuditEvent.objects.filter(object_id=object_id, user_id=987654)
+                    .order_by("time")
+                    .values(*fields)
+                )
+                for object_id in ("prepared", "orm")
+            }
+            return rows
+        finally:
+            audit._deferred_reads.reset(token)
+            with connection.cursor() as cursor:
+                cursor.execute("TRUNCATE accounts_auditseal, accounts_auditevent")
+
+    rows = _in_thread(run)
+    assert len(rows["orm"]) == 1
+    assert len(rows["prepared"]) == 2
+    assert rows["prepared"][0] == rows["orm"][0]
+    assert rows["prepared"][0]["details"]["query"] == {"q": "Иванов"}
+    assert rows["prepared"][1]["time"] > rows["prepared"][0]["time"]

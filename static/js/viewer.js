@@ -23,10 +23,39 @@
     switch (meta.dtype) {
       case "int16": return new Int16Array(buffer);
       case "uint16": return new Uint16Array(buffer);
+      case "int8": return new Int8Array(buffer);
       case "int32": return new Int32Array(buffer);
       case "float32": return new Float32Array(buffer);
       default: return new Uint8Array(buffer); // rgb8
     }
+  }
+
+  // A signed URL's frame of an uncompressed grey image holds the file's stored values
+  // (rescaled: false): mask, rescale to modality values (HU) and find the range here, once.
+  function toModality(meta, stored) {
+    const n = stored.length;
+    const slope = meta.rescale_slope, intercept = meta.rescale_intercept;
+    const bits = meta.bits_allocated || 16;
+    const mask = !meta.dtype.startsWith("int") && meta.bits_stored < bits ? (1 << meta.bits_stored) - 1 : 0;
+    const integral = Number.isInteger(slope) && Number.isInteger(intercept);
+    const out = integral ? new Int32Array(n) : new Float32Array(n);
+    let min = Infinity, max = -Infinity;
+    for (let i = 0; i < n; i++) {
+      let v = stored[i];
+      if (mask) v &= mask;
+      v = v * slope + intercept;
+      out[i] = v;
+      if (v < min) min = v;
+      if (v > max) max = v;
+    }
+    if (!n) { min = 0; max = 0; }
+    meta.dtype = integral ? "int32" : "float32";
+    meta.min = min;
+    meta.max = max;
+    meta.signed = meta.min < 0;
+    if (!meta.window) meta.window = [(meta.min + meta.max) / 2, Math.max(meta.max - meta.min, 1)];
+    meta.rescaled = true;
+    return out;
   }
 
   async function fetchFrame(url) {
@@ -37,15 +66,17 @@
       throw new Error(message);
     }
     const meta = JSON.parse(response.headers.get("X-Frame-Metadata"));
-    return { meta: meta, data: typed(meta, await response.arrayBuffer()) };
+    const data = typed(meta, await response.arrayBuffer());
+    return { meta: meta, data: meta.rescaled === false ? toModality(meta, data) : data };
   }
 
-  function loadFrame(url) {
+  // url: the frame's own address (the cache's key); sign: adds the viewer's signed token.
+  function loadFrame(url, sign) {
     let promise = frameCache.get(url);
     if (promise) {
       frameCache.delete(url);
     } else {
-      promise = fetchFrame(url);
+      promise = fetchFrame(sign ? sign(url) : url);
       promise.catch(function () { frameCache.delete(url); });
     }
     frameCache.set(url, promise);
@@ -154,6 +185,28 @@
       this.setIndex(0);
     }
 
+    // Frames come through URLs signed when the page (or the grant endpoint) was audited;
+    // an expired token is renewed in the background, and meanwhile the ordinary endpoint
+    // answers (the URL without the token).
+    sign(url) {
+      const frames = this.config.frames || {};
+      const now = Date.now() / 1000;
+      if (frames.token && frames.expires - now < 30) this.renewToken();
+      if (!frames.token || frames.expires - now < 2) return url;
+      return url + (url.indexOf("?") < 0 ? "?" : "&") + frames.param + "=" + encodeURIComponent(frames.token);
+    }
+
+    renewToken() {
+      if (this.renewing || !this.config.urls.grant) return;
+      this.renewing = fetch(this.config.urls.grant, { credentials: "same-origin" })
+        .then((response) => response.ok ? response.json() : null)
+        .then((body) => {
+          if (body && body.token) { this.config.frames.token = body.token; this.config.frames.expires = body.expires; }
+        })
+        .catch(() => {})
+        .then(() => { setTimeout(() => { this.renewing = null; }, 5000); });
+    }
+
     frameUrl(item) {
       const base = this.config.urls.raw + "/" + item.instance.id + "/frames/" + item.frame + ".raw";
       const big = Math.max(item.instance.rows || 0, item.instance.columns || 0) > this.config.max_size;
@@ -174,7 +227,7 @@
       if (!this.frame) this.status(this.text.loading);
       let frame;
       try {
-        frame = await loadFrame(this.frameUrl(item));
+        frame = await loadFrame(this.frameUrl(item), (url) => this.sign(url));
       } catch (error) {
         if (token === this.token) this.status(format(this.text.error, { reason: error.message }));
         return;
@@ -190,7 +243,7 @@
     prefetch() {
       for (let d = 1; d <= PREFETCH; d++) {
         [this.index + d, this.index - Math.ceil(d / 2)].forEach((j) => {
-          if (j >= 0 && j < this.stack.length) loadFrame(this.frameUrl(this.stack[j])).catch(() => {});
+          if (j >= 0 && j < this.stack.length) loadFrame(this.frameUrl(this.stack[j]), (url) => this.sign(url)).catch(() => {});
         });
       }
     }

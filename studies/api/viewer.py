@@ -18,6 +18,7 @@ from accounts.protected_files import protected_file_response
 from studies import annotations, selectors
 from studies.api.views import PNGRenderer, _not_found
 from studies.filters import AnnotationFilter
+from studies.frame_urls import TOKEN_PARAM, frame_grant, viewer_series
 from studies.frames import raw_frame_response
 from studies.models import Annotation, DerivedImage, FindingCode
 from studies.responses import NoImage
@@ -102,6 +103,54 @@ class ViewerInstanceViewSet(PermissionByAction, viewsets.GenericViewSet):
                     }
                     for d in rows
                 ]
+            }
+        )
+
+
+class StudyViewerViewSet(PermissionByAction, viewsets.GenericViewSet):
+    """What a viewer loads first: the study's series and signed frame URLs."""
+
+    default_perm = selectors.VIEW
+
+    def get_queryset(self):
+        return selectors.study_queryset(user=self.request.user)
+
+    @extend_schema(
+        summary="The study's images for a viewer, with signed frame URLs",
+        description=(
+            "Series and image instances (frames, rows, columns) and URL templates for their "
+            "frames (`{instance}`, `{frame}`), signed for the requesting user and credential: "
+            "the same session cookie or Authorization header must come with each frame "
+            "request. They expire at `expires` (seconds since the epoch; FRAME_URL_TTL, never "
+            "past the end of the viewing window this request is audited in); ask again then. "
+            "A signed raw frame of an uncompressed grey image holds *stored* values: its "
+            "metadata says `rescaled: false` (apply rescale_slope/rescale_intercept, and mask "
+            "unsigned values to bits_stored) and leaves min/max null. An expired or otherwise "
+            "refused signature is answered by the ordinary endpoint (scope checked, audited)."
+        ),
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def frames(self, request, pk=None):
+        study = self.get_object()
+        audit_view(actor=Actor.from_request(request), obj=study)
+        series, images = viewer_series(study)
+        for s in series:
+            s.pop("first_instance")
+        grant = frame_grant(request=request, study=study, instances=images)
+        suffix = f"?{TOKEN_PARAM}={grant['token']}" if grant else ""
+        return Response(
+            {
+                "study": study.pk,
+                "expires": grant["expires"] if grant else None,
+                "token": grant["token"] if grant else None,
+                "urls": {
+                    kind: reverse(name, args=[0, 0]).replace(
+                        "/0/frames/0.", "/{instance}/frames/{frame}."
+                    )
+                    + suffix
+                    for kind, name in (("raw", "instance-frame-raw"), ("png", "instance-frame"))
+                },
+                "series": series,
             }
         )
 
@@ -275,6 +324,11 @@ urlpatterns = [
         "instances/<int:pk>/frames/<int:frame>.raw",
         ViewerInstanceViewSet.as_view({"get": "raw"}, renderer_classes=RAW_RENDERERS),
         name="instance-frame-raw",
+    ),
+    path(
+        "studies/<int:pk>/viewer/",
+        StudyViewerViewSet.as_view({"get": "frames"}),
+        name="study-viewer-frames",
     ),
     path(
         "instances/<int:pk>/overlays/",

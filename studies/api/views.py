@@ -38,7 +38,7 @@ from studies.responses import (
     original_response,
     thumbnail_response,
 )
-from studies.uploads import ingest_uploads
+from studies.uploads import IngestUploadHandler, ingest_uploads
 
 
 class PNGRenderer(renderers.BaseRenderer):
@@ -226,6 +226,11 @@ class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.Ge
 
     def get_queryset(self):
         return selectors.instance_queryset(user=self.request.user, perm=self.required_perm())
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if self.action == "create":  # before anything reads the body (the idempotency check)
+            request._request.upload_handlers = [IngestUploadHandler(request._request)]
 
     @extend_schema(
         summary="Remove the image file of the instance, keeping the record (reason required)",

@@ -74,6 +74,7 @@ def raw_frame(
     default = windows[0] if windows else [(low + high) / 2.0, max(high - low, 1.0)]
     return body, {
         "version": FORMAT_VERSION,
+        "rescaled": True,  # modality values (studies.dicom.native sends stored ones)
         "rows": int(array.shape[0]),
         "columns": int(array.shape[1]),
         "original_rows": rows,

@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 
 from accounts.permissions import can
 from studies import annotations, selectors
+from studies.frame_urls import TOKEN_PARAM, frame_grant, viewer_series
 from studies.models import FindingCode
 
 register = template.Library()
@@ -17,30 +18,14 @@ VIEWER_MAX_SIZE = 2048
 
 @register.simple_tag(takes_context=True)
 def viewer_config(context, study, viewer_id="main"):
-    user = context["request"].user
-    series = []
-    for s in selectors.study_series(study=study):
-        images = [i for i in s.instances.all() if i.is_image and i.file]
-        if not images:
-            continue
-        series.append(
-            {
-                "id": s.pk,
-                "label": f"{s.modality} {s.number if s.number is not None else ''} "
-                f"{s.description}".strip(),
-                "thumbnail": reverse("instance-thumbnail", args=[images[0].pk]),  # the API's
-                "instances": [
-                    {
-                        "id": i.pk,
-                        "number": i.number,
-                        "frames": i.frames,
-                        "rows": i.rows,
-                        "columns": i.columns,
-                    }
-                    for i in images
-                ],
-            }
-        )
+    request = context["request"]
+    user = request.user
+    series, images = viewer_series(study)
+    for s in series:
+        s["thumbnail"] = reverse("instance-thumbnail", args=[s.pop("first_instance")])  # the API's
+    # The page's view found the study through restrict() and audited it: its frames come
+    # through signed URLs inside that viewing window (studies/frame_urls.py).
+    grant = frame_grant(request=request, study=study, instances=images)
     priors = [
         {
             "id": s.pk,
@@ -71,6 +56,11 @@ def viewer_config(context, study, viewer_id="main"):
         "study": study.pk,
         "series": series,
         "max_size": VIEWER_MAX_SIZE,
+        "frames": {
+            "param": TOKEN_PARAM,
+            "token": grant["token"] if grant else None,
+            "expires": grant["expires"] if grant else None,
+        },
         "user": user.pk,
         "can_annotate": can(user, annotations.ADD),
         "can_see_annotations": can(user, annotations.VIEW),
@@ -81,6 +71,7 @@ def viewer_config(context, study, viewer_id="main"):
             "raw": reverse("instance-frame-raw", args=[0, 0]).replace("/0/frames/0.raw", ""),
             "overlays": reverse("instance-overlays", args=[0]).replace("/0/overlays/", ""),
             "annotations": reverse("annotation-list"),
+            "grant": reverse("study-viewer-frames", args=[study.pk]),
             "fullscreen": reverse("studies:viewer", args=[study.pk]),
             "compare": reverse("studies:compare", args=[study.pk, 0]).rsplit("/0/", 1)[0],
         },

@@ -98,3 +98,89 @@ def test_a_file_refused_inside_the_transaction_spoils_nothing(registrar, patient
 def _bytes_of(instance) -> bytes:
     with instance.file.open("rb") as handle:
         return handle.read()
+
+
+def test_a_batch_resolves_each_patient_id_as_patient_resolve_does(registrar, department):
+    from patients.merge import patient_merge
+    from patients.models import Patient
+    from patients.tests.factories import PatientFactory, PatientIdentifierFactory
+
+    actor = Actor(user=registrar)
+    by_mrn = PatientFactory(mrn="X-1", department=department)
+    PatientIdentifierFactory(patient=PatientFactory(department=department), value="X1")
+    by_identifier = PatientIdentifierFactory(
+        patient=PatientFactory(department=department), value="ID7"
+    ).patient
+    survivor = PatientFactory(department=department)
+    merged = PatientFactory(mrn="OLD-1", department=department)
+    patient_merge(actor=actor, survivor=survivor, duplicate=merged, reason="same person")
+    files = [
+        (dicom_bytes(PatientID="X-1"), "mrn-beats-identifier.dcm"),
+        (dicom_bytes(PatientID="ID-7"), "identifier.dcm"),
+        (dicom_bytes(PatientID="OLD-1"), "merged.dcm"),
+        (dicom_bytes(PatientID="NEW-9", PatientName="Новиков^Олег"), "new-a.dcm"),
+        (dicom_bytes(PatientID="NEW-9", PatientName="Новиков^Олег"), "new-b.dcm"),
+    ]
+    before = Patient.objects.count()
+    results = ingest_files(actor=actor, items=files)
+    assert [r.status for r in results] == ["imported"] * 5
+    patients = [r.patient_id for r in results]
+    assert patients[:3] == [by_mrn.pk, by_identifier.pk, survivor.pk]
+    assert patients[3] == patients[4]  # registered once, found for the other file
+    assert Patient.objects.count() == before + 1
+    told = [any("provisional" in w for w in r.warnings) for r in results[3:]]
+    assert sorted(told) == [False, True]
+
+
+def test_a_batch_takes_the_same_statements_for_three_files_as_for_six(registrar, patient):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def ours(count: int) -> int:
+        files = [(dicom_bytes(), f"f{i}.dcm") for i in range(count)]
+        with CaptureQueriesContext(connection) as queries:
+            results = ingest_files(actor=Actor(user=registrar), items=files)
+        assert {r.status for r in results} == {"imported"}
+        # Every statement, the receivers of instance_imported (diagnostics) included.
+        return len(queries.captured_queries)
+
+    ours(1)  # the first ingest of the test looks up a few things once (the identifier type)
+    assert ours(3) == ours(6)
+
+
+def test_a_batch_adds_its_modalities_and_warnings_to_a_stored_study(registrar, patient):
+    from patients.tests.factories import PatientFactory
+
+    PatientFactory(mrn="P-002", department=patient.department)
+    actor = Actor(user=registrar)
+    first = ingest_file(actor=actor, data=dicom_bytes(StudyInstanceUID="7.7"), name="ct.dcm")
+    assert first.status == "imported"
+    results = ingest_files(
+        actor=actor,
+        items=[
+            (dicom_bytes(StudyInstanceUID="7.7", Modality="MR"), "mr.dcm"),
+            (dicom_bytes(StudyInstanceUID="7.7", PatientID="P-002"), "other.dcm"),
+        ],
+    )
+    assert [r.status for r in results] == ["imported", "imported"]
+    assert "another patient" in " ".join(results[1].warnings)
+    study = Study.objects.get(study_uid="7.7")
+    assert study.modalities == "CT\\MR"
+    assert study.patient == patient
+    assert any("another patient" in w for w in study.warnings)
+    assert Instance.objects.filter(series__study=study).count() == 3
+
+
+def test_a_file_that_cannot_be_stored_leaves_none_of_the_batchs_files(settings, tmp_path):
+    from pathlib import Path
+
+    from studies.ingest import store_many
+
+    (Path(settings.MEDIA_ROOT) / "dicom").mkdir(parents=True)
+    (Path(settings.MEDIA_ROOT) / "dicom" / "blocked").write_bytes(b"a file, not a folder")
+    items = [("dicom/a/1.dcm", b"1"), ("dicom/blocked/2.dcm", b"2"), ("dicom/b/3.dcm", b"3")]
+    with pytest.raises(OSError):
+        store_many(items)
+    assert sorted(p.name for p in Path(settings.MEDIA_ROOT).rglob("*.dcm")) == []
+    assert store_many([items[0], items[2]]) == ["dicom/a/1.dcm", "dicom/b/3.dcm"]
+    assert (Path(settings.MEDIA_ROOT) / "dicom" / "b" / "3.dcm").read_bytes() == b"3"

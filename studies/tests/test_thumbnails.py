@@ -64,3 +64,45 @@ def test_a_large_image_is_shrunk_to_256(registrar, patient, import_file):
     result = import_file(data)
     thumb = thumbnail_make(instance=Instance.objects.get(pk=result.instance_id))
     assert max(thumb.width, thumb.height) == 256
+
+
+def test_the_publisher_thread_sends_every_id_in_jobs_of_bounded_size():
+    import threading
+
+    from studies.thumbnails import _Publisher
+
+    sent, done = [], threading.Event()
+
+    def send(ids):
+        sent.append(list(ids))
+        if sum(map(len, sent)) == 1203:
+            done.set()
+
+    publisher = _Publisher(send)
+    publisher.submit([1, 2, 3])
+    publisher.submit(range(4, 1204))
+    assert done.wait(10)
+    assert sorted(i for job in sent for i in job) == list(range(1, 1204))
+    assert max(map(len, sent)) <= _Publisher.MAX_IDS
+    assert publisher.thread.daemon and publisher.thread.name == "thumbnail-jobs"
+
+
+def test_a_failed_send_does_not_stop_the_publisher():
+    import threading
+
+    from studies.thumbnails import _Publisher
+
+    sent, done = [], threading.Event()
+
+    def send(ids):
+        if ids == [1]:
+            raise RuntimeError("broker gone")
+        sent.extend(ids)
+        done.set()
+
+    publisher = _Publisher(send)
+    publisher.submit([1])
+    publisher.thread.join(0.2)  # the first send fails (logged)
+    publisher.submit([2])
+    assert done.wait(10)
+    assert sent == [2]

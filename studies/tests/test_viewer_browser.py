@@ -10,12 +10,36 @@ import pytest
 from accounts.audit import Actor
 from accounts.tests.factories import PASSWORD
 from patients.tests.test_browser import ARTIFACTS, page  # noqa: F401  (the shared fixture)
+from studies.frame_urls import FrameFastPath
 from studies.ingest import StudyFields, ingest_file
 from studies.models import Annotation, FindingCode, Instance
 
 from .dicom_samples import make_dataset, to_bytes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+class CountingFastPath(FrameFastPath):
+    """The production WSGI wrapper, counting the frames it answered itself."""
+
+    served = 0
+
+    def serve(self, environ, start_response):
+        result = super().serve(environ, start_response)
+        self.served += result is not None
+        return result
+
+
+@pytest.fixture
+def fast_path(live_server, settings, tmp_path):
+    """The live server behind the signed-frame fast path, as mis/wsgi.py serves production."""
+    settings.FRAME_CACHE_DIR = tmp_path / "frame-cache"
+    httpd = live_server.thread.httpd
+    plain = httpd.get_app()
+    wrapped = CountingFastPath(plain)
+    httpd.set_app(wrapped)
+    yield wrapped
+    httpd.set_app(plain)
 
 
 def _wait_attr(locator, name: str, predicate, timeout: float = 15.0) -> str:
@@ -63,6 +87,7 @@ def _pixel(page, viewer="#viewer-main"):  # noqa: F811
 def test_radiologist_reads_windows_scrolls_annotates_and_compares(
     page,  # noqa: F811
     live_server,
+    fast_path,
     radiologist,
     patient,
 ):
@@ -125,6 +150,7 @@ def test_radiologist_reads_windows_scrolls_annotates_and_compares(
     viewer.locator(".viewer-slider").fill("4")
     _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:4")
     assert "5" in viewer.locator("[data-info=position]").inner_text()
+    assert fast_path.served >= 5  # the frames came through their signed URLs
     page.keyboard.press("Home")
     _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:0")
 
@@ -188,6 +214,7 @@ def test_radiologist_reads_windows_scrolls_annotates_and_compares(
 def test_a_large_radiograph_loads_downsampled_then_full_and_shows_an_overlay(
     page,  # noqa: F811
     live_server,
+    fast_path,
     clinician,
     radiologist,
     patient,
@@ -231,4 +258,33 @@ def test_a_large_radiograph_loads_downsampled_then_full_and_shows_an_overlay(
     page.keyboard.press("1")  # 1:1 needs the full-resolution pixels
     _wait_attr(viewer, "data-scale", lambda v: v == "1")
     assert float(viewer.get_attribute("data-zoom")) == pytest.approx(1.0)
+    assert fast_path.served == 2  # downsampled (frame cache), then the stored pixels
     page.screenshot(path=ARTIFACTS / "viewer-large-full.png", full_page=True)
+
+
+def test_the_viewer_renews_its_signed_frame_urls_before_they_expire(
+    page,  # noqa: F811
+    live_server,
+    fast_path,
+    settings,
+    radiologist,
+    patient,
+):
+    settings.FRAME_URL_TTL = 20  # inside the viewer's renewal margin (30 s) from the start
+    current = _import(radiologist, _multi_frame("1.2.826.0.1.77.3", "20261121"))
+    study_id = current.series.study_id
+    page.goto(f"{live_server.url}/studies/{study_id}/viewer/")
+    page.fill("#id_username", "radiologist")
+    page.fill("#id_password", PASSWORD)
+    renewal = f"/api/v1/studies/{study_id}/viewer/"
+    with page.expect_request(lambda request: renewal in request.url, timeout=15000):
+        page.click("button[type=submit]")
+    viewer = page.locator("#viewer-main")
+    _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:0")
+    viewer.locator(".viewer-canvas").click()
+    page.keyboard.press("End")
+    _wait_attr(viewer, "data-loaded", lambda v: v == f"{current.pk}:4")
+    deadline = time.monotonic() + 10
+    while fast_path.served < 5:  # every frame (shown or prefetched) through a signed URL
+        assert time.monotonic() < deadline, f"{fast_path.served} of 5 frames signed"
+        time.sleep(0.1)
