@@ -42,3 +42,18 @@ class InteractiveModelBackend(ModelBackend):
         if getattr(user, "is_service_account", False):
             return False
         return super().user_can_authenticate(user)
+
+    def get_all_permissions(self, user_obj, obj=None):
+        """The same set as Django's ModelBackend, read in one query (a UNION of the user's own
+        and their groups' permissions) instead of two: it runs on every API request."""
+        if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
+            return set()
+        if user_obj.is_superuser or hasattr(user_obj, "_perm_cache"):
+            return super().get_all_permissions(user_obj, obj)
+        from django.contrib.auth.models import Permission
+
+        fields = ("content_type__app_label", "codename")
+        own = Permission.objects.filter(user=user_obj).order_by().values_list(*fields)
+        grouped = Permission.objects.filter(group__user=user_obj).order_by().values_list(*fields)
+        user_obj._perm_cache = {f"{app}.{codename}" for app, codename in own.union(grouped)}
+        return user_obj._perm_cache

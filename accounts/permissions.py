@@ -62,6 +62,28 @@ def _multi_valued(model: type[Model], path: str) -> bool:
     return False
 
 
+def _reverse_keys(model: type[Model], path: str, user) -> QuerySet:
+    """The keys of the ``model`` rows that a reverse ``path`` leads to one of the user's
+    departments. When the path starts with a reverse foreign key to the row's key and goes on
+    along direct paths (a patient's studies' department), the subquery reads the related table
+    alone (``SELECT patient_id FROM studies WHERE department_id IN …``) rather than joining the
+    rows back to ``model``: less to plan, and less to hash when PostgreSQL must."""
+    first, _, rest = path.partition("__")
+    relation = model._meta.get_field(first)
+    if (
+        relation.one_to_many
+        and rest
+        and relation.field.target_field.primary_key
+        and not _multi_valued(relation.related_model, rest)
+    ):
+        related = relation.related_model._base_manager
+        return related.filter(**{f"{rest}__in": department_ids(user)}).values(
+            relation.field.attname
+        )
+    matching = model._base_manager.filter(**{f"{path}__in": department_ids(user)})
+    return matching.values("pk")
+
+
 def share_paths(model: type[Model]) -> tuple[str, ...]:
     return tuple(getattr(model, "share_paths", ("",)))
 
@@ -176,16 +198,18 @@ def _emergency_ids(target: type[Model], user) -> QuerySet:
     ).values("object_id")
 
 
-def scope_q(model: type[Model], user, perm: str | None) -> Q:
-    """The filter that keeps the rows of ``model`` in the user's scope."""
-    q = Q(pk__in=[])
+def _scope_arms(model: type[Model], user, perm: str | None) -> tuple[list[str], Q]:
+    """The scope of ``model`` in two pieces: the *direct* department paths (a column of the row
+    or of a row it points to) and the OR of every other arm (reverse paths, shares, emergency
+    grants)."""
+    direct = []
+    other = Q(pk__in=[])
     for path in scope_paths(model) or ():
         if _multi_valued(model, path):
             # A reverse path (a patient's studies) as a subquery: a join would repeat rows.
-            matching = model._base_manager.filter(**{f"{path}__in": department_ids(user)})
-            q |= Q(pk__in=matching.values("pk"))
+            other |= Q(pk__in=_reverse_keys(model, path, user))
         else:
-            q |= Q(**{f"{path}__in": department_ids(user)})
+            direct.append(path)
     reading = _is_read(perm)
     paths = [p for p in share_paths(model) if reading or not p]
     # a share of the patient opens their studies for reading, not for changes
@@ -197,15 +221,41 @@ def scope_q(model: type[Model], user, perm: str | None) -> Q:
         if ("share", label) in held:
             codename = _codename(perm, target) if not path else f"view_{target._meta.model_name}"
             for subquery in _shared_ids(target, user, codename):
-                q |= Q(**{lookup: subquery})
+                other |= Q(**{lookup: subquery})
         if reading and ("emergency", label) in held:
             # Break-glass is for reading in an emergency: it never opens a record for changes.
-            q |= Q(**{lookup: _emergency_ids(target, user)})
-    return q
+            other |= Q(**{lookup: _emergency_ids(target, user)})
+    return direct, other
+
+
+def scope_q(model: type[Model], user, perm: str | None) -> Q:
+    """The filter that keeps the rows of ``model`` in the user's scope."""
+    direct, other = _scope_arms(model, user, perm)
+    q = Q(pk__in=[])
+    for path in direct:
+        q |= Q(**{f"{path}__in": department_ids(user)})
+    return q | other
+
+
+def _outside(path: str, departments: list[int]) -> Q:
+    """``path`` is NULL or none of ``departments`` (sorted, not empty), written as ranges
+    between them: unlike ``NOT IN`` (or Django's ``~Q(…__in=…)``), ranges can be answered
+    from the column's index, so a few rows outside the user's departments are found without
+    reading all the others."""
+    q = Q(**{f"{path}__isnull": True}) | Q(**{f"{path}__lt": departments[0]})
+    for low, high in zip(departments, departments[1:], strict=False):
+        q |= Q(**{f"{path}__gt": low, f"{path}__lt": high})
+    return q | Q(**{f"{path}__gt": departments[-1]})
 
 
 def _is_read(perm: str | None) -> bool:
     return perm is None or perm.split(".", 1)[-1].startswith("view_")
+
+
+def _may_use(user, perm: str | None) -> bool:
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return perm is None or user.has_perm(perm)
 
 
 def restrict(queryset: QuerySet, user, perm: str | None) -> QuerySet:
@@ -221,13 +271,40 @@ def restrict(queryset: QuerySet, user, perm: str | None) -> QuerySet:
     """
     model: type[Model] = queryset.model
     paths = scope_paths(model)
-    if user is None or not user.is_authenticated or not user.is_active:
-        return queryset.none()
-    if perm is not None and not user.has_perm(perm):
+    if not _may_use(user, perm):
         return queryset.none()
     if paths is None:
         return queryset
     return queryset.filter(scope_q(model, user, perm))
+
+
+def restrict_parts(queryset: QuerySet, user, perm: str | None) -> list[QuerySet]:
+    """``restrict(queryset, user, perm)`` cut into disjoint querysets whose union is exactly
+    its rows, for counting: the sum of their counts is its count.
+
+    The first part is "a direct department path is one of the user's departments", with the
+    department ids written out (one small query), which PostgreSQL counts from an index alone;
+    the second is every other arm of the scope (a patient's studies, shares, emergency grants)
+    *outside* those departments, usually a handful of rows found through the department
+    index. Counting ``restrict()`` itself must test the OR of all arms on every row (a list of
+    100,000 patients: ~20 ms against ~9 ms for the two parts; bench/README.md, api_load).
+    """
+    model: type[Model] = queryset.model
+    paths = scope_paths(model)
+    if not _may_use(user, perm):
+        return []
+    if paths is None:
+        return [queryset]
+    direct, other = _scope_arms(model, user, perm)
+    departments = sorted(set(department_ids(user).values_list("department_id", flat=True)))
+    if not direct or not departments:
+        return [queryset.filter(scope_q(model, user, perm))]
+    inside = Q(pk__in=[])
+    outside = Q()
+    for path in direct:
+        inside |= Q(**{f"{path}__in": departments})
+        outside &= _outside(path, departments)
+    return [queryset.filter(inside), queryset.filter(other & outside)]
 
 
 def in_scope(obj: Model, user, perm: str | None) -> bool:

@@ -4,6 +4,7 @@ Every error is ``{"status": "error", "error": {"code", "message", "details"}}`` 
 HTTP status; lists are page-number paginated with ``page`` and ``page_size``.
 """
 
+import copy
 import logging
 
 from django.core.exceptions import PermissionDenied
@@ -19,8 +20,48 @@ logger = logging.getLogger(__name__)
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
+    """Page-number pages. A view may make them cheaper without changing them:
+
+    * ``paginated_count(queryset)``: the exact count, computed its own way (the patient list
+      counts the parts of the user's scope separately, ``accounts.permissions.restrict_parts``);
+    * ``page_rows(queryset, page_slice)``: the rows of one page of ``queryset``, read its own
+      way (the patient list finds a page's keys in an index first, ``patients.selectors``).
+    """
+
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def paginate_queryset(self, queryset, request, view=None):
+        count = getattr(view, "paginated_count", None)
+        rows = getattr(view, "page_rows", None)
+        if count is not None or rows is not None:
+            queryset = PagedRows(queryset, count=count, rows=rows)
+        return super().paginate_queryset(queryset, request, view)
+
+
+class PagedRows:
+    """A queryset as Django's Paginator sees it (``count()``, ``ordered``, slices), counted and
+    sliced by the view's ``paginated_count`` and ``page_rows`` where it has them."""
+
+    def __init__(self, queryset, *, count=None, rows=None):
+        self.queryset = queryset
+        self.model = queryset.model
+        self.ordered = queryset.ordered
+        self._count = count
+        self._rows = rows
+
+    def count(self) -> int:
+        if self._count is None:
+            return self.queryset.count()
+        return self._count(self.queryset)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, item):
+        if not isinstance(item, slice) or self._rows is None:
+            return self.queryset[item]
+        return self._rows(self.queryset, item)
 
 
 def _first_message(detail) -> str:
@@ -87,3 +128,19 @@ def exception_handler(exc, context):
         message = _first_message(exc.detail)
     response.data = error_body(_code_for(exc), message, details)
     return response
+
+
+class CachedFieldsMixin:
+    """For a ModelSerializer on a hot read path: its fields are built from the model once per
+    class (DRF builds them on every instantiation, walking the model's fields and validators)
+    and each instance gets a deep copy, as DRF does with declared fields. ``get_fields`` of a
+    ModelSerializer depends on the class alone (Meta, declared fields), never on the
+    instance, its data or context."""
+
+    def get_fields(self):
+        cls = type(self)
+        template = cls.__dict__.get("_fields_template")
+        if template is None:
+            template = super().get_fields()
+            cls._fields_template = template
+        return copy.deepcopy(template)

@@ -59,3 +59,22 @@ def test_every_project_model_declares_its_scope_path():
         if model._meta.app_label in project_apps and not hasattr(model, "scope_path")
     ]
     assert missing == []
+
+
+def test_permissions_are_read_in_one_query_and_are_django_s(clinician, django_assert_num_queries):
+    """accounts.backends reads the user's and their groups' permissions in one UNION; the set
+    is the one Django's ModelBackend computes."""
+    from django.contrib.auth.backends import ModelBackend
+    from django.contrib.auth.models import Permission
+
+    from accounts.models import User
+
+    clinician.user_permissions.add(Permission.objects.get(codename="view_department"))
+    user = User.objects.get(pk=clinician.pk)
+    with django_assert_num_queries(1):
+        assert user.has_perm("accounts.view_department")
+        assert user.has_perm("patients.view_patient")
+        assert not user.has_perm("patients.merge_patient")
+    expected = ModelBackend().get_all_permissions(User.objects.get(pk=clinician.pk))
+    assert user.get_all_permissions() == expected
+    assert "accounts.view_department" in expected and "patients.view_patient" in expected

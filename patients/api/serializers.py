@@ -3,10 +3,20 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.models import Department
+from mis.api import CachedFieldsMixin
 from patients.models import PATIENT_EDITABLE_FIELDS, IdentifierType, Patient, PatientIdentifier
 
 
-class IdentifierSerializer(serializers.ModelSerializer):
+class IdentifierListSerializer(serializers.ListSerializer):
+    """A patient's identifiers, from ``prefetched_identifiers`` when the list prefetched them
+    into a plain list (``patients.selectors.patient_page``): no queryset made per patient."""
+
+    def get_attribute(self, instance):
+        prefetched = getattr(instance, "prefetched_identifiers", None)
+        return prefetched if prefetched is not None else super().get_attribute(instance)
+
+
+class IdentifierSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     type = serializers.SlugRelatedField(
         slug_field="code", queryset=IdentifierType.objects.filter(is_active=True)
     )
@@ -15,6 +25,7 @@ class IdentifierSerializer(serializers.ModelSerializer):
     class Meta:
         model = PatientIdentifier
         fields = ["type", "type_name", "value"]
+        list_serializer_class = IdentifierListSerializer
         validators = []  # uniqueness is decided by the service, with a readable message
 
     def validate(self, attrs):
@@ -25,7 +36,7 @@ class IdentifierSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class PatientSerializer(serializers.ModelSerializer):
+class PatientSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     identifiers = IdentifierSerializer(many=True, required=False)
     department = serializers.SlugRelatedField(
         slug_field="code", queryset=Department.objects.all(), required=False, allow_null=True

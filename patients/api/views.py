@@ -86,6 +86,19 @@ class PatientViewSet(
         "restore": "patients.restore_patient",
     }
 
+    # The list counts its rows part by part and reads a page by its keys (mis.api): the same
+    # number and rows as the queryset's own count and slice, with less work for the database.
+    def paginated_count(self, queryset) -> int:
+        return selectors.patient_count(user=self.request.user, data=self.request.query_params)
+
+    def filter_queryset(self, queryset):
+        if not any(name in self.request.query_params for name in PatientFilter.base_filters):
+            return queryset  # no filter asked for: the FilterSet would hand it back unchanged
+        return super().filter_queryset(queryset)
+
+    def page_rows(self, queryset, page_slice):
+        return selectors.patient_page(queryset=queryset, page_slice=page_slice)
+
     def get_queryset(self):
         user = self.request.user
         include_deleted = self.action == "restore" or selectors.wants_deleted(

@@ -261,3 +261,24 @@ def test_malformed_json_is_a_400_in_the_error_shape(api_client, registrar):
     response = api_client.post(LIST, "{not json", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
+
+
+def test_list_rows_carry_their_identifiers_as_the_detail_does(api_client, clinician, department):
+    from patients.tests.factories import (
+        PatientFactory,
+        PatientIdentifierFactory,
+        identifier_type,
+    )
+
+    api_client.force_authenticate(clinician)
+    with_ids = PatientFactory(department=department, last_name="Аа")
+    PatientIdentifierFactory(patient=with_ids, type=identifier_type("snils"))
+    PatientIdentifierFactory(
+        patient=with_ids, type=identifier_type("oms"), value="1234567890123456"
+    )
+    PatientFactory(department=department, last_name="Бб")
+    rows = api_client.get(LIST).json()["results"]
+    detail = api_client.get(f"{LIST}{with_ids.pk}/").json()
+    assert [r["last_name"] for r in rows] == ["Аа", "Бб"]
+    assert rows[0]["identifiers"] == detail["identifiers"] and len(detail["identifiers"]) == 2
+    assert rows[1]["identifiers"] == []

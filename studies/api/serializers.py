@@ -3,13 +3,14 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.models import Department
+from mis.api import CachedFieldsMixin
 from patients.selectors import patient_get
 from studies import selectors
 from studies.models import Category, Instance, Series, Study, Urgency
 from studies.services import STUDY_EDITABLE_FIELDS
 
 
-class InstanceSerializer(serializers.ModelSerializer):
+class InstanceSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     is_image = serializers.BooleanField(read_only=True)
     has_file = serializers.SerializerMethodField()
 
@@ -46,7 +47,7 @@ class InstanceDetailSerializer(InstanceSerializer):
         fields = [*InstanceSerializer.Meta.fields, "series", "study"]
 
 
-class SeriesSerializer(serializers.ModelSerializer):
+class SeriesSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     instances = InstanceSerializer(many=True, read_only=True)
 
     class Meta:
@@ -61,7 +62,7 @@ class SeriesDetailSerializer(SeriesSerializer):
         fields = [*SeriesSerializer.Meta.fields, "study"]
 
 
-class StudySerializer(serializers.ModelSerializer):
+class StudySerializer(CachedFieldsMixin, serializers.ModelSerializer):
     department = serializers.SlugRelatedField(slug_field="code", read_only=True)
     patient_name = serializers.CharField(source="patient.full_name", read_only=True)
     patient_mrn = serializers.CharField(source="patient.mrn", read_only=True)

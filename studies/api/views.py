@@ -158,7 +158,10 @@ class StudyViewSet(
         return response
 
     def retrieve(self, request, *args, **kwargs):
-        study = self.get_object()
+        study = selectors.study_detail_get(
+            user=request.user, pk=kwargs["pk"], perm=self.required_perm()
+        )
+        self.check_object_permissions(request, study)
         audit_view(actor=Actor.from_request(request), obj=study)
         return Response(self.get_serializer(study).data)
 

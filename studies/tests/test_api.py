@@ -65,6 +65,45 @@ def test_study_detail_has_series_and_instances_and_is_audited(api_client, clinic
     assert AuditEvent.objects.filter(action="view", object_id=str(study.pk)).exists()
 
 
+def test_study_detail_counts_and_orders_as_the_list_does(
+    api_client, clinician, study, django_assert_max_num_queries
+):
+    """The detail counts instances from the series it reads (no GROUP BY): the same number as
+    the list's annotation, the series and instances in their order, in a fixed number of
+    queries however many instances there are."""
+    from studies import selectors
+
+    api_client.force_authenticate(clinician)
+    listed = api_client.get("/api/v1/studies/").json()["results"][0]
+    with django_assert_max_num_queries(9):
+        body = api_client.get(f"/api/v1/studies/{study.pk}/").json()
+    assert body["instance_count"] == listed["instance_count"] == 3
+    expected = [
+        [i.pk for i in series.instances.all()]
+        for series in selectors.study_series(study=Study.objects.get(pk=study.pk))
+    ]
+    assert [[i["id"] for i in s["instances"]] for s in body["series"]] == expected
+
+
+def test_study_detail_of_a_study_without_series_counts_none(api_client, clinician, study):
+    empty = Study.objects.create(
+        study_uid="1.2.3.99", patient=study.patient, department=study.department
+    )
+    api_client.force_authenticate(clinician)
+    body = api_client.get(f"/api/v1/studies/{empty.pk}/").json()
+    assert (body["instance_count"], body["series"]) == (0, [])
+
+
+def test_serializers_of_cached_fields_never_share_a_field(study):
+    from studies.api.serializers import StudyDetailSerializer, StudySerializer
+
+    first, second = StudyDetailSerializer(study), StudyDetailSerializer(study)
+    assert first.fields["patient_name"] is not second.fields["patient_name"]
+    assert first.fields["patient_name"].parent is first
+    assert "series" in first.fields and "series" not in StudySerializer(study).fields
+    assert first.data == second.data
+
+
 def test_series_and_instance_detail(api_client, clinician, study):
     api_client.force_authenticate(clinician)
     instance = _image(study)
