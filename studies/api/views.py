@@ -228,9 +228,11 @@ class InstanceViewSet(PermissionByAction, mixins.RetrieveModelMixin, viewsets.Ge
         return selectors.instance_queryset(user=self.request.user, perm=self.required_perm())
 
     def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        if self.action == "create":  # before anything reads the body (the idempotency check)
+        # Before anything reads the body: the session's CSRF check (in authentication) reads
+        # request.POST, then the idempotency check. The handler only hashes and holds the files.
+        if self.action == "create":
             request._request.upload_handlers = [IngestUploadHandler(request._request)]
+        super().initial(request, *args, **kwargs)
 
     @extend_schema(
         summary="Remove the image file of the instance, keeping the record (reason required)",

@@ -59,3 +59,30 @@ def test_an_upload_stores_each_file_with_its_sha256(api_client, registrar, setti
         assert instance.sha256 == hashlib.sha256(data).hexdigest()
         with instance.file.open("rb") as handle:
             assert handle.read() == data
+
+
+@pytest.mark.usefixtures("patient")
+def test_a_browser_upload_with_its_csrf_token_is_handled_too(registrar):
+    """The upload page posts with the session and the CSRF header: the CSRF check reads the
+    body during authentication, so the handler must be in place before it (it once was set
+    after, and every browser upload failed)."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(registrar)
+    client.get("/studies/upload/")  # the page sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    data = dicom_bytes()
+    response = client.post(
+        "/api/v1/instances/",
+        {"file": SimpleUploadedFile("a.dcm", data)},
+        HTTP_X_CSRFTOKEN=token,
+    )
+    assert response.status_code == 200, response.content
+    (result,) = response.json()["results"]
+    assert result["status"] == "imported"
+    assert Instance.objects.get(pk=result["instance"]).sha256 == hashlib.sha256(data).hexdigest()
+    refused = Client(enforce_csrf_checks=True)
+    refused.force_login(registrar)
+    no_token = refused.post("/api/v1/instances/", {"file": SimpleUploadedFile("b.dcm", data)})
+    assert no_token.status_code == 403
