@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,6 +406,7 @@ class _ReadAuditWriter(threading.local):
         if not failed:
             try:
                 pgconn = self.connection.pgconn
+                _wait_for_answer(pgconn)
                 while (result := pgconn.get_result()) is not None:
                     if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
                         failed = True
@@ -416,6 +418,22 @@ class _ReadAuditWriter(threading.local):
             # window check makes this idempotent if the first attempt did commit.
             for row in rows:
                 _write_if_new_window(row)
+
+
+def _wait_for_answer(pgconn, seconds: float = 30.0) -> None:
+    """Wait until the statement's answer has arrived, in ``select()``: it lets go of the GIL,
+    so the worker's other threads go on serving requests meanwhile (libpq's blocking
+    ``PQgetResult`` would hold it for the whole round trip and commit)."""
+    import select
+
+    deadline = time.monotonic() + seconds
+    pgconn.consume_input()
+    while pgconn.is_busy():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no answer to the audit statement")
+        select.select([pgconn.socket], [], [], left)
+        pgconn.consume_input()
 
 
 def _write_if_new_window(row: dict) -> None:
