@@ -30,9 +30,7 @@ import http.client
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -43,6 +41,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
+from audit_overhead import free_port, start_server  # noqa: E402  (one way to start gunicorn)
 from patients_search import ensure_database, postgres_settings  # noqa: E402
 
 FILES = 5  # real DICOM files for the frame endpoint
@@ -137,44 +136,6 @@ def prepare(args) -> dict:
         "instances": Instance.objects.count(),
         "seeded": seeded,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "API_THROTTLE_USER": "1000000/min",
-        "API_THROTTLE_TOKEN": "1000000/min",
-        "LOG_LEVEL": "WARNING",
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "mis.wsgi",
-            "-w",
-            str(workers),
-            "--threads",
-            str(threads),
-        ]
-        + ["-b", f"127.0.0.1:{port}", "--log-level", "warning"],
-        cwd=REPO_ROOT,
-        env=env,
-    )
-    for _ in range(150):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    sys.exit("api_load: gunicorn did not start")
 
 
 class Endpoints:
@@ -294,7 +255,7 @@ def main() -> None:
         f"({len(setup['frames'])} with files); seeding: {setup['seeded'] or 'already there'}"
     )
     port = free_port()
-    server = start_server(port, args.workers, args.threads)
+    server = start_server(port, True, args.workers, args.threads)  # reads audited
     try:
         endpoints = Endpoints(setup, args.seed)
         for kind in KINDS:  # warm-up: connections, imports, caches
