@@ -336,3 +336,199 @@ def _frames(values: dict, offset: int, length: int, size: int) -> NativeFrames |
 
 def _first(values: list[float], default: float) -> float:
     return values[0] if values else default
+
+
+# -- the whole data set, for ingest ----------------------------------------------------------
+#
+# ``scan`` walks every element of a Part 10 file held in memory (or mapped) and returns the raw
+# values of the top-level elements ingest reads, but only where it can tell that pydicom reads
+# the file the same way and to its end: the preamble and file meta, an explicit or implicit VR
+# little endian data set with native (not encapsulated) pixel data, elements in ascending
+# order, known VRs, every length inside the file, sequences of undefined length walked item by
+# item (as pydicom parses them) and ending exactly at their delimiters, the last element ending
+# exactly at the end of the file. Anything else (big endian, deflated, encapsulated, a command
+# set, a data set that switches VR encoding, trailing bytes, a damaged or cut file) answers
+# ``None``, and the caller reads the file with pydicom as before: the fast path only ever
+# accepts files that pydicom reads whole.
+
+#: The VRs pydicom knows (``pydicom.filereader.ENCODED_VR``); an unknown one answers ``None``.
+_KNOWN_VRS = frozenset(
+    v.encode()
+    for v in (
+        "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
+        "UN UR US UT UV"
+    ).split()
+)
+_SYNTAXES = {b"1.2.840.10008.1.2": False, b"1.2.840.10008.1.2.1": True}  # -> explicit VR
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What :func:`scan` read: the transfer syntax UID, the file meta's raw values (tag ->
+    bytes), the wanted top-level elements' ``(VR, raw value)`` (the VR as the file gives it,
+    ``None`` under implicit VR), every top-level tag, and Pixel Data's length."""
+
+    syntax: str
+    explicit: bool
+    meta: dict
+    values: dict
+    tags: frozenset
+    pixel_length: int | None
+
+
+def scan(buffer, wanted) -> Scanned | None:
+    """Walk a whole Part 10 file (bytes, memoryview or mmap) as described above; ``wanted``:
+    the top-level tags whose raw values to keep. ``None`` where pydicom must read it."""
+    try:
+        return _scan(buffer, len(buffer), wanted)
+    except (_Unsupported, struct.error, IndexError, ValueError):
+        return None
+
+
+def _scan(buf, size: int, wanted) -> Scanned | None:
+    if size < 144 or buf[128:132] != b"DICM":
+        return None
+    unpack = struct.unpack_from
+    position, meta = 132, {}
+    while True:  # the file meta group: explicit VR little endian, defined lengths
+        if position + 8 > size:
+            return None
+        group, element = unpack("<HH", buf, position)
+        if group != 0x0002:
+            break
+        vr = buf[position + 4 : position + 6]
+        if vr not in _KNOWN_VRS:
+            return None
+        if vr in _LONG_VRS:
+            (length,) = unpack("<I", buf, position + 8)
+            value_at = position + 12
+        else:
+            (length,) = unpack("<H", buf, position + 6)
+            value_at = position + 8
+        if length == _UNDEFINED or value_at + length > size:
+            return None
+        meta[0x00020000 | element] = (vr, buf[value_at : value_at + length])
+        position = value_at + length
+    syntax_vr, syntax = meta.get(0x00020010, (None, b""))
+    explicit = _SYNTAXES.get(bytes(syntax).rstrip(b"\x00 "))
+    if syntax_vr != b"UI" or explicit is None:
+        return None
+    values: dict = {}
+    tags: set = set()
+    pixel = _Top(values, tags, wanted)
+    end = _elements(buf, position, size, explicit, top=pixel)
+    if end != size or not tags:
+        return None
+    return Scanned(
+        syntax=bytes(syntax).rstrip(b"\x00 ").decode("ascii"),
+        explicit=explicit,
+        meta={tag: bytes(value) for tag, (_vr, value) in meta.items()},
+        values=values,
+        tags=frozenset(tags),
+        pixel_length=pixel.pixel_length,
+    )
+
+
+class _Top:
+    """The top level's bookkeeping during :func:`_elements`."""
+
+    def __init__(self, values: dict, tags: set, wanted):
+        self.values, self.tags, self.wanted = values, tags, wanted
+        self.last = 0x0002FFFF  # tags ascend, after the file meta (no command set)
+        self.pixel_length: int | None = None
+
+
+def _elements(buf, position: int, end: int, explicit: bool, *, top=None, until_end=False) -> int:
+    """Elements from ``position``: up to exactly ``end`` (a data set of defined length, or the
+    file), or, with ``until_end``, up to an item delimiter. Where the walk stopped."""
+    unpack = struct.unpack_from
+    first = True
+    while True:
+        if position == end and not until_end:
+            return position
+        if position + 8 > end:
+            raise _Unsupported
+        group, element = unpack("<HH", buf, position)
+        tag = group << 16 | element
+        if group == 0xFFFE:
+            if until_end and tag == _ITEM_END and buf[position + 4 : position + 8] == b"\0\0\0\0":
+                return position + 8
+            raise _Unsupported
+        if explicit:
+            vr = buf[position + 4 : position + 6]
+            if vr not in _KNOWN_VRS:
+                raise _Unsupported  # pydicom would switch to implicit VR here
+            if vr in _LONG_VRS:
+                if position + 12 > end:
+                    raise _Unsupported
+                (length,) = unpack("<I", buf, position + 8)
+                value_at = position + 12
+            else:
+                (length,) = unpack("<H", buf, position + 6)
+                value_at = position + 8
+        else:
+            if first and top is not None and 0x40 < buf[position + 4] < 0x5B:
+                if 0x40 < buf[position + 5] < 0x5B:
+                    raise _Unsupported  # looks explicit: pydicom would switch
+            vr = None
+            (length,) = unpack("<I", buf, position + 4)
+            value_at = position + 8
+        first = False
+        if top is not None:
+            if tag <= top.last:
+                raise _Unsupported
+            top.last = tag
+            top.tags.add(tag)
+        if length == _UNDEFINED:
+            if not _is_sequence(buf, tag, vr, value_at, end):
+                raise _Unsupported  # encapsulated pixel data or an odd value: pydicom's way
+            position = _sequence(buf, value_at, end, explicit)
+            continue
+        if value_at + length > end:
+            raise _Unsupported
+        if top is not None:
+            if tag == _PIXEL_DATA:
+                top.pixel_length = length
+            elif tag in top.wanted:
+                top.values[tag] = (vr, bytes(buf[value_at : value_at + length]))
+        position = value_at + length
+
+
+def _is_sequence(buf, tag: int, vr, value_at: int, end: int) -> bool:
+    """Whether pydicom parses an undefined-length element as a sequence (explicit SQ; under
+    implicit VR a dictionary SQ, or an unknown tag whose value starts with an item)."""
+    if vr is not None:
+        return vr == b"SQ"
+    from pydicom.datadict import _dictionary_vr_fast
+
+    try:
+        return _dictionary_vr_fast(tag) == "SQ"
+    except KeyError:
+        if value_at + 4 > end:
+            raise _Unsupported from None
+        group, element = struct.unpack_from("<HH", buf, value_at)
+        return (group << 16 | element) == _ITEM
+
+
+def _sequence(buf, position: int, end: int, explicit: bool) -> int:
+    """The items of a sequence of undefined length and its delimiter; past it."""
+    unpack = struct.unpack_from
+    while True:
+        if position + 8 > end:
+            raise _Unsupported
+        group, element, length = unpack("<HHI", buf, position)
+        tag = group << 16 | element
+        position += 8
+        if tag == _SEQUENCE_END:
+            if length != 0:
+                raise _Unsupported
+            return position
+        if tag != _ITEM:
+            raise _Unsupported
+        if length == _UNDEFINED:
+            position = _elements(buf, position, end, explicit, until_end=True)
+        else:
+            if position + length > end:
+                raise _Unsupported
+            _elements(buf, position, position + length, explicit)
+            position += length

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -258,7 +259,9 @@ def parse_instance(source: Source | BinaryIO, *, default_zone: str) -> InstanceH
     NotAnInstanceError
         The file is a DICOMDIR or another DICOM file that is no storable instance.
     """
-    dataset = read_dataset(source)
+    dataset = _fast_dataset(source)
+    if dataset is None:
+        dataset = read_dataset(source)
     return header_from_dataset(dataset, default_zone=default_zone)
 
 
@@ -379,6 +382,267 @@ def _check_pixel_data_length(dataset) -> None:
             f"{dataset.get('Rows')}×{dataset.get('Columns')} pixels need {expected}. "
             "Copy the file again from its source."
         )
+
+
+# --- the fast path ---------------------------------------------------------------------------
+#
+# Most files ingest sees are plain: explicit or implicit VR little endian, native pixels, ASCII
+# values. For those, ``native.scan`` walks the elements in a fraction of pydicom's time and the
+# few values ``_header`` reads are converted here exactly as pydicom converts them. Whatever is
+# not provably read the same way (another syntax, a damaged or odd file, a value that is not
+# plain ASCII or not in its VR's strict form, another character set) takes pydicom's path, as
+# every file did before; ``test_dicom_fast_parse`` compares both on every pydicom test file and
+# on generated variations.
+
+#: keyword -> (tag, dictionary VR) of the data set's elements ``_header`` reads.
+_FAST_ELEMENTS = {
+    "SpecificCharacterSet": (0x00080005, b"CS"),
+    "SOPClassUID": (0x00080016, b"UI"),
+    "SOPInstanceUID": (0x00080018, b"UI"),
+    "StudyDate": (0x00080020, b"DA"),
+    "AcquisitionDate": (0x00080022, b"DA"),
+    "AcquisitionDateTime": (0x0008002A, b"DT"),
+    "StudyTime": (0x00080030, b"TM"),
+    "AcquisitionTime": (0x00080032, b"TM"),
+    "AccessionNumber": (0x00080050, b"SH"),
+    "Modality": (0x00080060, b"CS"),
+    "InstitutionName": (0x00080080, b"LO"),
+    "ReferringPhysicianName": (0x00080090, b"PN"),
+    "TimezoneOffsetFromUTC": (0x00080201, b"SH"),
+    "StudyDescription": (0x00081030, b"LO"),
+    "SeriesDescription": (0x0008103E, b"LO"),
+    "PatientName": (0x00100010, b"PN"),
+    "PatientID": (0x00100020, b"LO"),
+    "IssuerOfPatientID": (0x00100021, b"LO"),
+    "PatientBirthDate": (0x00100030, b"DA"),
+    "PatientSex": (0x00100040, b"CS"),
+    "BodyPartExamined": (0x00180015, b"CS"),
+    "ProtocolName": (0x00181030, b"LO"),
+    "ImagerPixelSpacing": (0x00181164, b"DS"),
+    "ViewPosition": (0x00185101, b"CS"),
+    "StudyInstanceUID": (0x0020000D, b"UI"),
+    "SeriesInstanceUID": (0x0020000E, b"UI"),
+    "StudyID": (0x00200010, b"SH"),
+    "SeriesNumber": (0x00200011, b"IS"),
+    "InstanceNumber": (0x00200013, b"IS"),
+    "Laterality": (0x00200060, b"CS"),
+    "ImageLaterality": (0x00200062, b"CS"),
+    "SamplesPerPixel": (0x00280002, b"US"),
+    "PhotometricInterpretation": (0x00280004, b"CS"),
+    "NumberOfFrames": (0x00280008, b"IS"),
+    "Rows": (0x00280010, b"US"),
+    "Columns": (0x00280011, b"US"),
+    "PixelSpacing": (0x00280030, b"DS"),
+    "BitsAllocated": (0x00280100, b"US"),
+    "BitsStored": (0x00280101, b"US"),
+    "PixelRepresentation": (0x00280103, b"US"),
+    "WindowCenter": (0x00281050, b"DS"),
+    "WindowWidth": (0x00281051, b"DS"),
+    "MIMETypeOfEncapsulatedDocument": (0x00420012, b"LO"),
+}
+_FAST_BY_TAG = {tag: (keyword, vr) for keyword, (tag, vr) in _FAST_ELEMENTS.items()}
+_FAST_META = {
+    0x00020002: "MediaStorageSOPClassUID",
+    0x00020003: "MediaStorageSOPInstanceUID",
+    0x00020010: "TransferSyntaxUID",
+}
+#: Single character sets pydicom decodes with one Python codec and no code extensions (the
+#: codec: ``pydicom.charset.python_encoding``); others (several values, ISO 2022, JIS) take
+#: pydicom's path.
+_CHARSETS = frozenset(
+    {
+        "ISO_IR 6",
+        "ISO_IR 100",
+        "ISO_IR 101",
+        "ISO_IR 109",
+        "ISO_IR 110",
+        "ISO_IR 126",
+        "ISO_IR 127",
+        "ISO_IR 138",
+        "ISO_IR 144",
+        "ISO_IR 148",
+        "ISO_IR 166",
+        "ISO_IR 192",
+        "GB18030",
+        "GBK",
+    }
+)
+_IS = re.compile(r" *[+-]?[0-9]{1,12}")
+_DS = re.compile(r" *[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})? *")
+
+
+class _NotFast(Exception):
+    """A value pydicom might read differently: the file takes pydicom's path."""
+
+
+class _PersonName(str):
+    """A PN value as ``_header`` reads pydicom's ``PersonName``: its text and raw bytes."""
+
+    original_string: bytes
+
+
+class _FastDataset:
+    """The elements ``_header`` reads, as pydicom's ``Dataset.get`` gives them; ``in`` by
+    keyword for any top-level element."""
+
+    def __init__(self, values: dict, tags, file_meta=None):
+        self._values, self._tags, self.file_meta = values, tags, file_meta
+
+    def get(self, keyword: str, default=None):
+        return self._values.get(keyword, default)
+
+    def __contains__(self, keyword: str) -> bool:
+        from pydicom.datadict import tag_for_keyword
+
+        return tag_for_keyword(keyword) in self._tags
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _fast_dataset(source) -> _FastDataset | None:
+    """The file's header read by ``native.scan`` where that is exactly pydicom's reading,
+    else ``None``."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _fast_from_buffer(source)
+    if isinstance(source, (str, os.PathLike)):
+        import mmap
+
+        try:
+            with open(source, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size < 144:
+                    return None
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    return _fast_from_buffer(mapped)
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def _fast_from_buffer(buffer) -> _FastDataset | None:
+    from studies.dicom import native
+
+    scanned = native.scan(buffer, _FAST_BY_TAG)
+    if scanned is None:
+        return None
+    try:
+        codec = _fast_codec(scanned.values.get(0x00080005))
+        values = {}
+        for tag, (vr, raw) in scanned.values.items():
+            keyword, expected = _FAST_BY_TAG[tag]
+            if vr is not None and vr != expected:
+                raise _NotFast  # pydicom reads the file's VR (or the dictionary's for UN)
+            if len(raw) > DEFER_SIZE:
+                raise _NotFast  # pydicom defers it
+            values[keyword] = _fast_value(expected, raw, codec)
+        meta = {}
+        for tag, keyword in _FAST_META.items():
+            if tag in scanned.meta:
+                meta[keyword] = _fast_value(b"UI", scanned.meta[tag], "")
+        if not _fast_pixels_complete(values, scanned.pixel_length):
+            raise _NotFast  # pydicom's path says what is missing
+    except _NotFast:
+        return None
+    meta_tags = {tag for tag in _FAST_META if tag in scanned.meta}
+    return _FastDataset(values, scanned.tags, _FastDataset(meta, meta_tags))
+
+
+def _fast_codec(element) -> str:
+    """The Python codec pydicom decodes SH, LO and PN values with (one character set of
+    :data:`_CHARSETS`, or none: pydicom's default)."""
+    from pydicom.charset import default_encoding, python_encoding
+
+    if element is None:
+        return default_encoding
+    vr, raw = element
+    charset = _fast_value(b"CS", raw, default_encoding) if vr in (None, b"CS") else None
+    if charset == "":
+        return default_encoding
+    if charset not in _CHARSETS:
+        raise _NotFast  # several, ISO 2022 code extensions, JIS, unknown or misspelt
+    return python_encoding[charset]
+
+
+def _fast_value(vr: bytes, raw: bytes, codec: str):
+    """``raw`` converted as pydicom converts a value of this VR (pydicom 3, default config);
+    SH, LO and PN values decoded with ``codec``."""
+    if vr == b"US":
+        if not raw:
+            return None
+        if len(raw) != 2:
+            raise _NotFast  # several values: pydicom's MultiValue
+        return raw[0] | raw[1] << 8
+    if vr in (b"LO", b"SH", b"PN"):
+        if b"\x1b" in raw:
+            raise _NotFast  # code extensions
+        try:
+            text = raw.decode(codec)  # pydicom decodes strictly first
+        except UnicodeError:
+            raise _NotFast from None  # pydicom replaces what does not decode, with a warning
+    elif raw.isascii():
+        text = raw.decode("ascii")
+    else:
+        raise _NotFast
+    if vr in (b"CS", b"DA", b"TM", b"DT"):
+        return text.rstrip(" \x00")  # several values: ``_text`` joins them back the same
+    if vr in (b"LO", b"SH"):
+        parts = [part.rstrip("\x00 ") for part in text.split("\\")]
+        return parts[0] if len(parts) == 1 else parts
+    if vr == b"UI":
+        text = text.rstrip("\x00 ")
+        if "\\" in text:
+            raise _NotFast
+        return text
+    if vr == b"PN":
+        text = raw.rstrip(b"\x00 ").decode(codec)
+        if "\\" in text or "=" in text or b"\\" in raw or b"=" in raw:
+            raise _NotFast  # several values, or ideographic/phonetic groups
+        name = _PersonName(text)
+        try:
+            name.original_string = text.encode(codec)  # as PersonName.encode() sets it
+        except UnicodeError:
+            raise _NotFast from None
+        return name
+    if vr in (b"IS", b"DS"):
+        if not raw:
+            return None
+        text = text.rstrip(" \x00")
+        if not text:
+            return text
+        parts = text.split("\\")
+        if vr == b"IS":
+            if len(parts) != 1 or not _IS.fullmatch(text):
+                raise _NotFast
+            return int(text)
+        if not all(_DS.fullmatch(part) for part in parts):
+            raise _NotFast
+        numbers = [float(part) for part in parts]
+        if not all(math.isfinite(number) for number in numbers):
+            raise _NotFast
+        return numbers[0] if len(numbers) == 1 else numbers
+    raise _NotFast
+
+
+def _fast_pixels_complete(values: dict, length: int | None) -> bool:
+    """``_check_pixel_data_length`` on the fast path's values: False where it would refuse."""
+    if length is None:
+        return True
+    try:
+        rows, columns = values["Rows"], values["Columns"]
+        samples, allocated = values["SamplesPerPixel"], values["BitsAllocated"]
+        photometric = values["PhotometricInterpretation"]
+        expected = rows * columns * samples * (values.get("NumberOfFrames", 1) or 1)
+    except (KeyError, TypeError):
+        return True  # pydicom cannot tell either
+    if allocated is None:
+        return True
+    if allocated == 1:
+        expected = expected // 8 + (expected % 8 > 0)
+    else:
+        expected *= allocated // 8
+    if photometric == "YBR_FULL_422":
+        expected = expected // 3 * 2
+    return length >= expected
 
 
 # --- the header --------------------------------------------------------------------------------
