@@ -124,8 +124,9 @@ def ingest_files(
     results: list[IngestResult | None] = [None] * len(items)
     prepared: list[tuple[int, _Prepared]] = []
     digests = digests or [None] * len(items)
+    allowed = can(actor.user, ADD_PERM)  # once for the request's files, not per file
     for index, ((data, name), digest) in enumerate(zip(items, digests, strict=True)):
-        outcome = _guarded(name, partial(_prepare, actor, data, name, fields, digest))
+        outcome = _guarded(name, partial(_prepare, actor, data, name, fields, digest, allowed))
         if isinstance(outcome, IngestResult):
             results[index] = outcome
         else:
@@ -181,9 +182,14 @@ def _guarded(name: str, step):
 
 
 def _prepare(
-    actor: Actor, data: bytes | Path, name: str, fields: StudyFields, digest: str | None = None
+    actor: Actor,
+    data: bytes | Path,
+    name: str,
+    fields: StudyFields,
+    digest: str | None = None,
+    allowed: bool | None = None,
 ) -> _Prepared:
-    if not can(actor.user, ADD_PERM):
+    if not (can(actor.user, ADD_PERM) if allowed is None else allowed):
         raise PermissionDenied
     size = data.stat().st_size if isinstance(data, Path) else len(data)
     if size > settings.STUDIES_MAX_FILE_BYTES:
@@ -395,7 +401,11 @@ class _BatchWriter:
         # Only the series of studies stored before can exist already; a new study's series UID
         # used elsewhere makes the insert fail (and the batch go file by file).
         lookup = {p.item.header.series_instance_uid for p in planned if not p.created_study}
-        known = {s.series_uid: s for s in Series.objects.filter(series_uid__in=lookup)}
+        known = (
+            {s.series_uid: s for s in Series.objects.filter(series_uid__in=lookup)}
+            if lookup
+            else {}
+        )
         new: list[Series] = []
         for p in planned:
             header = p.item.header
