@@ -300,18 +300,24 @@ def _record_batch(actor, batch, fields: StudyFields) -> dict[int, IngestResult] 
             pair[1].header.study_instance_uid,
         ),
     )
-    stored: list[str] = []
+    names = [_storage_name(item.header) for _i, item in batch]
+    writes = None
     try:
-        stored = store_many([(_storage_name(item.header), item.data) for _i, item in batch])
+        # The files are written (each fsync'd) while the rows are prepared and inserted, and
+        # waited for before the transaction ends: a committed row never names a file that is
+        # not durable, and the fsyncs no longer come before the database's work.
+        writes = _Writes(list(zip(names, [item.data for _i, item in batch], strict=True)))
         with transaction.atomic():
-            return _BatchWriter(actor, fields, department).write(batch, stored)
+            recorded = _BatchWriter(actor, fields, department).write(batch, names)
+            writes.wait()
+        return recorded
     except (Rejected, DicomError, ImageError, ValidationError, PermissionDenied, DatabaseError):
-        for name in stored:
-            _discard(name)
+        if writes is not None:
+            writes.discard()
         return None
     except BaseException:
-        for name in stored:
-            _discard(name)
+        if writes is not None:
+            writes.discard()
         raise
 
 
@@ -954,6 +960,42 @@ def store_many(items: list[tuple[str, bytes | Path]]) -> list[str]:
             _discard(name)
         raise error
     return stored
+
+
+class _Writes:
+    """``store_bytes`` of a batch's ``(name, data)`` files, started at once on the store
+    threads (local storage; other storages write them one by one here and now). ``wait()``:
+    the names once all are durable, else the first error; ``discard()``: wait, then remove
+    those written."""
+
+    def __init__(self, items: list[tuple[str, bytes | Path]]):
+        self.names: list[str] | None = None
+        self.futures = []
+        if isinstance(default_storage, FileSystemStorage):
+            self.futures = [_pool().submit(store_bytes, name, data) for name, data in items]
+        else:
+            self.names = store_many(items)
+
+    def wait(self) -> list[str]:
+        if self.names is None:
+            stored, error = [], None
+            for future in self.futures:
+                try:
+                    stored.append(future.result())
+                except BaseException as exc:  # wait for all of them before reporting
+                    error = error or exc
+            self.names = stored
+            if error is not None:
+                raise error
+        return self.names
+
+    def discard(self) -> None:
+        try:
+            self.wait()
+        except BaseException:  # the files that were written are removed below
+            pass
+        for name in self.names or []:
+            _discard(name)
 
 
 def _discard(name: str) -> None:

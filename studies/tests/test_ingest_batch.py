@@ -184,3 +184,22 @@ def test_a_file_that_cannot_be_stored_leaves_none_of_the_batchs_files(settings, 
     assert sorted(p.name for p in Path(settings.MEDIA_ROOT).rglob("*.dcm")) == []
     assert store_many([items[0], items[2]]) == ["dicom/a/1.dcm", "dicom/b/3.dcm"]
     assert (Path(settings.MEDIA_ROOT) / "dicom" / "b" / "3.dcm").read_bytes() == b"3"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_file_that_cannot_be_written_during_the_transaction_leaves_no_row_and_no_file(
+    registrar, patient, settings
+):
+    """The batch's files are written while its rows are inserted; one that cannot be written
+    rolls the rows back and the others' files are removed again."""
+    from pathlib import Path
+
+    (Path(settings.MEDIA_ROOT) / "dicom").mkdir(parents=True, exist_ok=True)
+    (Path(settings.MEDIA_ROOT) / "dicom" / "7.7").write_bytes(b"a file, not a folder")
+    items = [(dicom_bytes(), "a.dcm"), (dicom_bytes(StudyInstanceUID="7.7"), "b.dcm")]
+    items.append((dicom_bytes(), "c.dcm"))
+    with pytest.raises(OSError):
+        ingest_files(actor=Actor(user=registrar), items=items)
+    assert not Instance.objects.exists() and not Study.objects.exists()
+    assert not AuditEvent.objects.filter(object_type__startswith="studies").exists()
+    assert sorted(p.name for p in Path(settings.MEDIA_ROOT).rglob("*.dcm")) == []
