@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -28,7 +29,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from accounts.audit import CREATE, Actor, audit_event
-from accounts.models import AuditEvent, Department
+from accounts.models import Department
 from accounts.permissions import can
 from patients.dicom_names import dicom_person_name, patient_name_matches
 from patients.models import IdentifierType, IdentityStatus, Patient, PatientIdentifier
@@ -131,11 +132,17 @@ def ingest_files(
             results[index] = outcome
         else:
             prepared.append((index, outcome))
-    uids = [p.header.sop_instance_uid for _i, p in prepared]
-    stored_before = {
-        i.sop_instance_uid: i
-        for i in Instance.objects.filter(sop_instance_uid__in=uids).select_related("series__study")
-    }
+    uids = _stored_uids([p.header.sop_instance_uid for _i, p in prepared])
+    stored_before = (
+        {
+            i.sop_instance_uid: i
+            for i in Instance.objects.filter(sop_instance_uid__in=uids).select_related(
+                "series__study"
+            )
+        }
+        if uids
+        else {}
+    )
     batch, one_by_one, seen = [], [], set()
     for index, item in prepared:
         uid = item.header.sop_instance_uid
@@ -374,7 +381,7 @@ class _BatchWriter:
             planned.append(_Planned(index, item, name, study, created, warnings))
         changed = self._merge_into_studies(planned, new_studies)
         if new_studies:
-            Study.objects.bulk_create(list(new_studies.values()))
+            _insert(list(new_studies.values()))
         for study in changed:
             study.save(update_fields=["modalities", "warnings"])
         self._series(planned)
@@ -435,7 +442,7 @@ class _BatchWriter:
         if new:
             for series in new:
                 series.study_id = series.study.pk  # the study's key, now that it has one
-            Series.objects.bulk_create(new)
+            _insert(new)
 
     def _instances(self, planned: list[_Planned]) -> None:
         user = self.actor.user if self.actor.user_id else None
@@ -459,7 +466,7 @@ class _BatchWriter:
                 sha256=p.item.digest,
                 created_by=user,
             )
-        Instance.objects.bulk_create([p.instance for p in planned])
+        _insert([p.instance for p in planned])
 
     def _finish(self, planned: list[_Planned], collected: _Collected) -> dict[int, IngestResult]:
         results, audited = {}, set()
@@ -520,7 +527,14 @@ class _Collected:
         self.scratch: dict = {}
 
     def lock_studies(self, uids: set[str]) -> None:
-        found = Study.objects.select_for_update().filter(study_uid__in=uids).order_by("pk")
+        if connection.vendor == "postgresql":  # the same query without the ORM's compiling
+            found = Study.objects.raw(
+                f"SELECT * FROM {Study._meta.db_table} WHERE study_uid = ANY(%s) "
+                "ORDER BY id FOR UPDATE",
+                [sorted(uids)],
+            )
+        else:
+            found = Study.objects.select_for_update().filter(study_uid__in=uids).order_by("pk")
         self.studies = dict.fromkeys(uids)
         self.studies.update({study.study_uid: study for study in found})
 
@@ -531,9 +545,76 @@ class _Collected:
 
     def write(self) -> None:
         if self.audit:
-            AuditEvent.objects.bulk_create(self.audit)
+            _insert(self.audit)
         if self.thumbnails:
             transaction.on_commit(partial(thumbnails_enqueue, list(self.thumbnails)))
+
+
+# The statements of every upload, written out on PostgreSQL: the ORM spends 1-2 ms of CPU
+# compiling each (a round trip here costs ~0.15 ms), as much as the rest of a one-file upload's
+# work in this module; the same queries, the same rows.
+
+
+def _stored_uids(uids: list[str]) -> list[str]:
+    """Those of these SOP Instance UIDs already stored (the common answer: none)."""
+    if connection.vendor != "postgresql" or not uids:
+        return uids
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT sop_instance_uid FROM {Instance._meta.db_table} "
+            "WHERE sop_instance_uid = ANY(%s)",
+            [uids],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _active_departments(user) -> list[Department]:
+    """``list(user.departments.filter(is_active=True)[:2])``."""
+    if connection.vendor != "postgresql":
+        return list(user.departments.filter(is_active=True)[:2])
+    field = get_user_model()._meta.get_field("departments")  # user may be a lazy object
+    through = field.remote_field.through._meta.db_table
+    mine, theirs = field.m2m_column_name(), field.m2m_reverse_name()
+    return list(
+        Department.objects.raw(
+            f"SELECT d.* FROM {Department._meta.db_table} d JOIN {through} m "
+            f"ON m.{theirs} = d.id WHERE m.{mine} = %s AND d.is_active "
+            "ORDER BY d.name LIMIT 2",
+            [user.pk],
+        )
+    )
+
+
+def _insert(objs: list) -> None:
+    """``bulk_create`` of new rows of one model (no signals either), on PostgreSQL as one
+    ``INSERT ... VALUES (...), ... RETURNING id``: for the few rows of an upload, Django's
+    compiling (and, from two rows, its ``UNNEST`` of arrays quoted element by element in
+    Python) costs more than the insert (one row 0.75 -> 0.5 ms, two 1.5 -> 0.75 ms; equal at
+    twenty)."""
+    if not objs:
+        return
+    model = type(objs[0])
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs)
+        return
+    opts = model._meta
+    fields = [f for f in opts.concrete_fields if not f.primary_key]
+    params: list = []
+    for obj in objs:
+        obj._prepare_related_fields_for_save(operation_name="bulk_create")
+        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(opts.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+            f"VALUES {', '.join([row] * len(objs))} RETURNING {quote(opts.pk.column)}",
+            params,
+        )
+        ids = cursor.fetchall()
+    for obj, (pk,) in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
 
 
 def _existing(name: str, instance: Instance, digest: str) -> IngestResult:
@@ -563,7 +644,7 @@ def _department(actor: Actor, fields: StudyFields) -> Department:
     if fields.department is not None:
         return fields.department
     user = actor.user
-    departments = list(user.departments.filter(is_active=True)[:2]) if user else []
+    departments = _active_departments(user) if user else []
     if len(departments) == 1:
         return departments[0]
     # Only integrations fall back to the configured department; a person chooses.
