@@ -6,7 +6,8 @@ from django.db import connection
 from django.db.models import Case, Prefetch, Q, QuerySet, Value, When
 from django.http import Http404
 
-from accounts.permissions import can, restrict, restrict_parts
+from accounts.permissions import can, restrict, restrict_split
+from patients import counting
 from patients.filters import PatientFilter
 from patients.models import (
     DuplicateCandidate,
@@ -61,11 +62,23 @@ def patient_count(*, user, data) -> int:
     count of the department part) and the same number. Invalid filters count 0, as they list
     nothing."""
     include_deleted = wants_deleted(data)
+    filtered = any(name in data for name in PatientFilter.base_filters)
+    split = restrict_split(Patient.objects.all(), user, VIEW)
     parts = [
         _listed(part, user=user, include_deleted=include_deleted, include_merged=False)
-        for part in restrict_parts(Patient.objects.all(), user, VIEW)
+        for part in split.parts
     ]
-    if any(name in data for name in PatientFilter.base_filters):
+    if (
+        split.departments
+        and split.direct_paths == ["department"]
+        and counting.kept()
+        and not filtered
+        and not (include_deleted and can(user, "patients.restore_patient"))
+    ):
+        # The user's departments' listed patients, as the triggers keep them (``counting``),
+        # plus the rest of the scope (patients of their studies elsewhere, shares, grants).
+        return counting.listed_in(split.departments) + parts[1].count()
+    if filtered:
         filterset = PatientFilter(data, queryset=Patient.objects.none())
         if not filterset.is_valid():
             return 0
