@@ -5,6 +5,7 @@ thousands. SQLite has no such triggers; there the list counts its rows (the embe
 thousands of patients, not millions)."""
 
 from django.db import connection
+from django.db.models import QuerySet
 
 STRIPES = 64
 TABLE = "patients_listedpatientcount"
@@ -96,13 +97,15 @@ def kept() -> bool:
     return connection.vendor == "postgresql"
 
 
-def listed_in(department_ids: list[int]) -> int:
-    """Listed patients of these departments, from the kept counts (PostgreSQL only)."""
-    if not department_ids:
-        return 0
+def listed_in(department_ids: list[int], *, plus: QuerySet | None = None) -> int:
+    """Listed patients of these departments, from the kept counts (PostgreSQL only), plus the
+    rows of ``plus`` (counted in the same statement)."""
+    sql = f"SELECT coalesce(sum(listed), 0) FROM {TABLE} WHERE department_id = ANY(%s)"
+    params = [list(department_ids)]
+    if plus is not None:
+        rest, rest_params = plus.order_by().values("pk").query.sql_with_params()
+        sql = f"SELECT ({sql}) + (SELECT count(*) FROM ({rest}) AS rest)"
+        params += list(rest_params)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT coalesce(sum(listed), 0) FROM {TABLE} WHERE department_id = ANY(%s)",
-            [list(department_ids)],
-        )
+        cursor.execute(sql, params)
         return int(cursor.fetchone()[0])

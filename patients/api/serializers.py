@@ -119,8 +119,9 @@ class PatientSerializer(CachedFieldsMixin, serializers.ModelSerializer):
     def row(self, patient: Patient, datetime=None) -> dict:
         """``to_representation(patient)`` written out for the fields above."""
         department = patient.department if patient.department_id is not None else None
+        shown = getattr(patient, "identifier_rows", None)  # as the API shows them (PostgreSQL)
         identifiers = getattr(patient, "prefetched_identifiers", None)
-        if identifiers is None:
+        if identifiers is None and shown is None:
             identifiers = patient.identifiers.all()
         datetime = datetime or self.fields["created_at"].to_representation
         birth_date = patient.birth_date
@@ -139,7 +140,9 @@ class PatientSerializer(CachedFieldsMixin, serializers.ModelSerializer):
             "email": patient.email,
             "address": patient.address,
             "notes": patient.notes,
-            "identifiers": [
+            "identifiers": shown
+            if shown is not None
+            else [
                 {"type": i.type.code, "type_name": i.type.name, "value": i.value}
                 for i in identifiers
             ],
