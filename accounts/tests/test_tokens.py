@@ -368,3 +368,20 @@ def test_a_token_sees_what_is_shared_and_granted_to_its_user(
     assert body["count"] == 3
     assert client.get(f"{PATIENTS}{hidden.pk}/", **auth(key)).status_code == 404
     assert client.get(f"{PATIENTS}{own.pk}/", **auth(key)).status_code == 200
+
+
+def test_a_token_user_of_no_department_sees_only_what_is_shared_with_it(client, administrator):
+    from accounts.sharing import share_grant
+    from patients.tests.factories import PatientFactory
+    from studies.models import Study
+
+    far = DepartmentFactory(code="far", name="Far")
+    shared = PatientFactory(mrn="SHARED", department=far)
+    other = PatientFactory(mrn="OTHER", department=far)
+    Study.objects.create(study_uid="1.2.3.4", patient=other, department=far)
+    consultant = UserFactory(username="consultant", role="Clinician")
+    share_grant(actor=Actor(user=administrator), obj=shared, user=consultant)
+    _token, key = make(consultant)
+    body = client.get(PATIENTS, **auth(key)).json()
+    assert [p["mrn"] for p in body["results"]] == ["SHARED"] and body["count"] == 1
+    assert client.get("/api/v1/studies/", **auth(key)).json()["count"] == 0
