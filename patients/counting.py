@@ -109,3 +109,29 @@ def listed_in(department_ids: list[int], *, plus: QuerySet | None = None) -> int
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.fetchone()[0])
+
+
+def differences() -> dict[int, tuple[int, int]]:
+    """Departments whose kept count differs from a real count: ``{id: (kept, real)}``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT coalesce(k.department_id, r.department_id), coalesce(k.n, 0), coalesce(r.n, 0)
+            FROM (SELECT department_id, sum(listed) AS n FROM {TABLE} GROUP BY department_id) k
+            FULL JOIN (
+                SELECT department_id, count(*) AS n FROM {PATIENTS} WHERE {LISTED}
+                GROUP BY department_id
+            ) r ON r.department_id = k.department_id
+            WHERE coalesce(k.n, 0) <> coalesce(r.n, 0)
+            """
+        )
+        return {row[0]: (int(row[1]), int(row[2])) for row in cursor.fetchall()}
+
+
+def recount() -> None:
+    """Make the kept counts afresh (``recount_sql``), in one transaction."""
+    from django.db import transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        for statement in recount_sql():
+            cursor.execute(statement)

@@ -1,6 +1,8 @@
 """The per-department counts of listed patients that PostgreSQL's triggers keep
 (``patients.counting``): after every kind of write they equal a real count."""
 
+import io
+
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -77,16 +79,27 @@ def test_a_truncated_patient_table_counts_nothing(departments):
     assert counting.listed_in([ent.pk]) == 0
 
 
-def test_a_recount_repairs_counts_that_were_tampered_with(departments):
+def test_the_command_finds_and_repairs_counts_that_were_tampered_with(departments):
+    from django.core.management import CommandError, call_command
+
     ent, lung = departments
     PatientFactory(department=ent)
     PatientFactory(department=lung, mrn="L1")
+    out = io.StringIO()
+    call_command("patient_counts", stdout=out)
+    assert "right" in out.getvalue()
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {counting.TABLE} SET listed = listed + 100")
-        assert counting.listed_in([ent.pk]) == 101
-        for statement in counting.recount_sql():
-            cursor.execute(statement)
+        cursor.execute(
+            f"UPDATE {counting.TABLE} SET listed = listed + 100 WHERE department_id = %s", [ent.pk]
+        )
+    assert counting.listed_in([ent.pk]) == 101
+    with pytest.raises(CommandError, match="1 department count"):
+        call_command("patient_counts", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("patient_counts", "--repair", stdout=out)
+    assert f"department {ent.pk}: kept 101, real 1" in out.getvalue()
     _assert_kept(ent, lung)
+    assert counting.differences() == {}
 
 
 def test_the_api_count_is_the_kept_one(api_client, clinician, department):
