@@ -47,3 +47,7 @@ def _watch_scope_extras():
     m2m_changed.connect(
         scope_extras_changed, sender=User.groups.through, dispatch_uid="extras-groups"
     )
+    # The departments primed at token authentication (``accounts.permissions.prime_scope``).
+    m2m_changed.connect(
+        scope_extras_changed, sender=User.departments.through, dispatch_uid="extras-departments"
+    )

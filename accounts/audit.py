@@ -302,17 +302,20 @@ WHERE NOT EXISTS (
 )
 """
 _STATEMENT = b"mis_audit_view_window"
+# A list's event, always its own (no window): the same row, inserted unconditionally.
+_INSERT_EVENT = _INSERT_IF_NEW_WINDOW.split(b"WHERE NOT EXISTS")[0]
+_EVENT_STATEMENT = b"mis_audit_event"
 
 
 def _text(value) -> bytes | None:
     return None if value is None else str(value).encode()
 
 
-def _statement_params(event: dict) -> list[bytes | None]:
+def _statement_params(event: dict, window: bool = True) -> list[bytes | None]:
     """The prepared statement's parameters, in PostgreSQL's text format."""
     from django.core.serializers.json import DjangoJSONEncoder
 
-    return [
+    params = [
         event["time"].isoformat().encode(),
         _text(event["user_id"]),
         event["username"].encode(),
@@ -326,19 +329,21 @@ def _statement_params(event: dict) -> list[bytes | None]:
         event["reason"].encode(),
         json.dumps(event["details"], cls=DjangoJSONEncoder).encode(),
         b"t" if event["flagged"] else b"f",
-        (event["time"] - VIEWING_WINDOW).isoformat().encode(),
     ]
+    if window:
+        params.append((event["time"] - VIEWING_WINDOW).isoformat().encode())
+    return params
 
 
 class _ReadAuditWriter(threading.local):
     """Per thread of each process: a PostgreSQL connection of its own (autocommit) on which
-    viewing-window events are sent without waiting for the answer, and the rows sent but not
-    yet confirmed in this request."""
+    read events (viewing windows, lists) are sent without waiting for the answer, and the rows
+    sent but not yet confirmed in this request (with whether each is a window's)."""
 
     def __init__(self):
         self.connection = None
         self.key = None
-        self.unconfirmed: list[dict] = []
+        self.unconfirmed: list[tuple[dict, bool]] = []
 
     def deferrable(self) -> bool:
         from django.db import connection
@@ -367,10 +372,14 @@ class _ReadAuditWriter(threading.local):
             params = connection.get_connection_params()
             params = {k: v for k, v in params.items() if k != "cursor_factory"}
             conn = psycopg.connect(**params, autocommit=True)
-            result = conn.pgconn.prepare(_STATEMENT, _INSERT_IF_NEW_WINDOW)
-            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
-                conn.close()
-                raise psycopg.OperationalError("could not prepare the audit statement")
+            for name, statement in (
+                (_STATEMENT, _INSERT_IF_NEW_WINDOW),
+                (_EVENT_STATEMENT, _INSERT_EVENT),
+            ):
+                result = conn.pgconn.prepare(name, statement)
+                if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                    conn.close()
+                    raise psycopg.OperationalError("could not prepare the audit statements")
             self.connection = conn
             self.key = key
         return self.connection
@@ -383,17 +392,19 @@ class _ReadAuditWriter(threading.local):
                 pass
         self.connection = None
 
-    def send(self, event: dict) -> bool:
-        """Send one event's statement; False (nothing sent) when the connection cannot be had."""
+    def send(self, event: dict, *, window: bool = True) -> bool:
+        """Send one event's statement (a viewing window's, or with ``window=False`` one that is
+        always written); False (nothing sent) when the connection cannot be had."""
         if self.unconfirmed:
             self.flush()  # libpq takes one statement in flight at a time
         try:
             conn = self._connect()
-            conn.pgconn.send_query_prepared(_STATEMENT, _statement_params(event))
+            statement = _STATEMENT if window else _EVENT_STATEMENT
+            conn.pgconn.send_query_prepared(statement, _statement_params(event, window))
         except Exception:  # the caller writes it the ordinary way instead
             self._close()
             return False
-        self.unconfirmed.append(event)
+        self.unconfirmed.append((event, window))
         return True
 
     def flush(self) -> None:
@@ -415,9 +426,13 @@ class _ReadAuditWriter(threading.local):
         if failed:
             self._close()
             # Not known to be committed: write again on the request's own connection. The
-            # window check makes this idempotent if the first attempt did commit.
-            for row in rows:
-                _write_if_new_window(row)
+            # window check makes this idempotent if the first attempt did commit; a list's
+            # event may then be there twice, which is better than not at all.
+            for row, window in rows:
+                if window:
+                    _write_if_new_window(row)
+                else:
+                    AuditEvent.objects.create(**row)
 
 
 def _wait_for_answer(pgconn, seconds: float = 30.0) -> None:
@@ -455,9 +470,18 @@ _deferred_reads: contextvars.ContextVar = contextvars.ContextVar("audit_deferred
 def audit_list(
     *, actor: Actor, object_type: str, query: dict, patient_ids: list[int], **details
 ) -> AuditEvent | None:
-    """A list page or endpoint: always its own event, naming the patients it returned."""
+    """A list page or endpoint: always its own event, naming the patients it returned.
+
+    Inside a request on PostgreSQL it is sent on the audit writer's connection like a viewing
+    window's event (``audit_view``), committed before the response leaves, and ``None`` is
+    returned."""
     if not settings.AUDIT_READS:
         return None
+    if actor.user_id is not None and _read_writer.deferrable():
+        details = {"query": query, "patient_ids": patient_ids, **details}
+        event = _event_row(actor, LIST, object_type, "", None, details, timezone.now())
+        if _read_writer.send(event, window=False):
+            return None
     return audit_record(
         actor=actor,
         action=LIST,

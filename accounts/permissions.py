@@ -26,6 +26,8 @@ through a share or an emergency grant, both audited).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model, Q, QuerySet
@@ -94,9 +96,29 @@ def _target_model(model: type[Model], path: str) -> type[Model]:
     return model
 
 
-def department_ids(user) -> QuerySet:
-    """The user's departments, as a subquery (no query of its own)."""
+def department_ids(user) -> QuerySet | list[int]:
+    """The user's departments, as a subquery (no query of its own), or as the list of ids
+    when it was read with the user's credentials in this request (``prime_scope``)."""
+    primed = _primed_departments(user)
+    if primed is not None:
+        return primed
     return user.departments.through.objects.filter(user_id=user.pk).values("department_id")
+
+
+def user_department_ids(user) -> list[int]:
+    """The user's department ids, sorted."""
+    primed = _primed_departments(user)
+    if primed is not None:
+        return primed
+    through = user.departments.through.objects.filter(user_id=user.pk)
+    return sorted(set(through.values_list("department_id", flat=True)))
+
+
+def _primed_departments(user) -> list[int] | None:
+    primed = getattr(user, "_scope_departments", None)
+    if primed is not None and primed[0] == _extras_generation:
+        return primed[1]
+    return None
 
 
 def _codename(perm: str | None, model: type[Model]) -> str:
@@ -122,6 +144,7 @@ def _share_tables(target: type[Model]) -> list[tuple[type[Model], str]]:
 
 
 _extras_generation = 0
+_ALL = "all"  # every target: the answers primed at token authentication
 
 
 def scope_extras_changed(**kwargs) -> None:
@@ -142,7 +165,11 @@ def _extras(user, targets: list[type[Model]]) -> set[tuple[str, str]]:
 
     labels = sorted({t._meta.label_lower for t in targets})
     cached = getattr(user, "_scope_extras", None)
-    if cached is not None and cached[0] == _extras_generation and set(labels) <= cached[1]:
+    if (
+        cached is not None
+        and cached[0] == _extras_generation
+        and (cached[1] == _ALL or set(labels) <= cached[1])
+    ):
         return cached[2]
     parts, params, keys = [], [], []
     groups_table = user.groups.through._meta.db_table
@@ -172,6 +199,42 @@ def _extras(user, targets: list[type[Model]]) -> set[tuple[str, str]]:
     held = {key for key, present in zip(keys, row, strict=True) if present}
     user._scope_extras = (_extras_generation, set(labels), held)
     return held
+
+
+def share_targets() -> list[tuple[str, type[Model], str]]:
+    """Every direct foreign-key share table: (target label, table's model, "user"/"group")."""
+    global _share_targets
+    if _share_targets is None:
+        from django.apps import apps
+        from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+
+        found = []
+        for model in apps.get_models():
+            for base, who in (
+                (UserObjectPermissionBase, "user"),
+                (GroupObjectPermissionBase, "group"),
+            ):
+                if not issubclass(model, base):
+                    continue
+                target = model._meta.get_field("content_object").related_model
+                if target is not None:  # not guardian's generic tables
+                    found.append((target._meta.label_lower, model, who))
+        _share_targets = sorted(found, key=lambda item: (item[0], item[2]))
+    return _share_targets
+
+
+_share_targets: list | None = None
+
+
+def prime_scope(user, *, departments: list[int], shared: set[str], emergency: set[str]) -> None:
+    """Remember on ``user`` (one request's object) what its scope needs, read together with the
+    user at token authentication (``accounts.tokens``): its departments, and the targets it
+    holds shares (``share_targets``) and unexpired emergency grants for. ``restrict()`` then
+    asks nothing more about the user. A change to any of them in the same process (signals,
+    ``scope_extras_changed``) makes these answers stale, and they are asked again."""
+    held = {("share", label) for label in shared} | {("emergency", label) for label in emergency}
+    user._scope_departments = (_extras_generation, sorted(set(departments)))
+    user._scope_extras = (_extras_generation, _ALL, held)
 
 
 def _shared_ids(target: type[Model], user, codename: str) -> list[QuerySet]:
@@ -289,22 +352,38 @@ def restrict_parts(queryset: QuerySet, user, perm: str | None) -> list[QuerySet]
     index. Counting ``restrict()`` itself must test the OR of all arms on every row (a list of
     100,000 patients: ~20 ms against ~9 ms for the two parts; bench/README.md, api_load).
     """
+    return restrict_split(queryset, user, perm).parts
+
+
+class ScopeSplit(NamedTuple):
+    """``restrict_parts`` with what its first part is: when ``departments`` is not empty,
+    ``parts[0]`` is exactly the rows whose ``direct_paths`` lead to one of ``departments`` and
+    ``parts[1]`` the rest of the scope; otherwise ``parts`` is the scope whole (or nothing)."""
+
+    direct_paths: list[str]
+    departments: list[int]
+    parts: list[QuerySet]
+
+
+def restrict_split(queryset: QuerySet, user, perm: str | None) -> ScopeSplit:
     model: type[Model] = queryset.model
     paths = scope_paths(model)
     if not _may_use(user, perm):
-        return []
+        return ScopeSplit([], [], [])
     if paths is None:
-        return [queryset]
+        return ScopeSplit([], [], [queryset])
     direct, other = _scope_arms(model, user, perm)
-    departments = sorted(set(department_ids(user).values_list("department_id", flat=True)))
+    departments = user_department_ids(user)
     if not direct or not departments:
-        return [queryset.filter(scope_q(model, user, perm))]
+        return ScopeSplit([], [], [queryset.filter(scope_q(model, user, perm))])
     inside = Q(pk__in=[])
     outside = Q()
     for path in direct:
         inside |= Q(**{f"{path}__in": departments})
         outside &= _outside(path, departments)
-    return [queryset.filter(inside), queryset.filter(other & outside)]
+    return ScopeSplit(
+        direct, departments, [queryset.filter(inside), queryset.filter(other & outside)]
+    )
 
 
 def in_scope(obj: Model, user, perm: str | None) -> bool:

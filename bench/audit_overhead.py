@@ -15,8 +15,9 @@ from elsewhere on the machine falls on both alike::
 
 Each request opens a patient of the bench department that its user has not opened before (a
 fresh viewing window, so the audit really writes); each case has its own user. Figures: p50/p95
-of ``--requests`` sequential requests (1 client) and the throughput of ``--clients`` (8)
-threads over ``--seconds``. Target: audit on within 10 % of audit off for both. Last line: one
+of ``--requests`` sequential requests (1 client; the two servers take turns request by request)
+and the throughput of ``--clients`` (8) threads over ``--seconds`` (the modes alternating in
+``--rounds``). Target: audit on within 10 % of audit off for both. Last line: one
 JSON object.
 """
 
@@ -195,6 +196,21 @@ def sequential(port, next_path, headers, count) -> list[float]:
     return times
 
 
+def interleaved(ports: dict, setups: dict, kind: str, modes: tuple, count: int) -> None:
+    """1 client: ``count`` requests to each server, taking turns request by request (the first
+    of each pair alternating), so that a pause of the machine (a checkpoint, autovacuum after
+    the 8-client phases' inserts, other work) falls on both modes alike."""
+    conns = {
+        mode: http.client.HTTPConnection("127.0.0.1", ports[mode], timeout=30) for mode in modes
+    }
+    for n in range(count):
+        for mode in modes if n % 2 == 0 else tuple(reversed(modes)):
+            setup = setups[(mode, kind)]
+            setup["times"].append(request(conns[mode], setup["paths"](), setup["headers"]))
+    for conn in conns.values():
+        conn.close()
+
+
 def concurrent(port, next_path, headers, clients, seconds) -> tuple[int, float]:
     done = [0] * clients
     stop = time.perf_counter() + seconds
@@ -249,13 +265,17 @@ def main():
             sequential(servers[mode][0], setup["paths"], setup["headers"], 30)
         before = AuditEvent.objects.count()
         per_round = max(1, args.requests // args.rounds)
+        ports = {mode: port for mode, (port, _server) in servers.items()}
         for round_number in range(args.rounds):
             modes = ("audit_off", "audit_on")
-            for mode in modes if round_number % 2 == 0 else reversed(modes):
+            if round_number % 2:
+                modes = tuple(reversed(modes))
+            for kind in ("page", "api"):
+                interleaved(ports, setups, kind, modes, per_round)
+            for mode in modes:
                 port = servers[mode][0]
                 for kind in ("page", "api"):
                     setup = setups[(mode, kind)]
-                    setup["times"] += sequential(port, setup["paths"], setup["headers"], per_round)
                     done, elapsed = concurrent(
                         port,
                         setup["paths"],

@@ -548,3 +548,37 @@ class PatientGroupObjectPermission(GroupObjectPermissionBase):
     class Meta(GroupObjectPermissionBase.Meta):
         verbose_name = _("patient shared with a group")
         verbose_name_plural = _("patients shared with groups")
+
+
+class ListedPatientCount(models.Model):
+    """How many listed patients (neither deleted nor merged away) a department holds: the
+    unfiltered patient list's count without counting 100,000 index entries per request
+    (``patients.selectors.patient_count``). PostgreSQL only: statement triggers on the patient
+    table keep it (``patients/counting.py``), whatever writes the rows (the ORM, bulk inserts,
+    ``queryset.update``, COPY, raw SQL). A department's count is spread over stripes (the
+    writing connection's process id modulo ``STRIPES``) so that concurrent registrations and
+    uploads in one department do not queue on one row; its count is the sum of its stripes."""
+
+    department = models.ForeignKey(
+        Department,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # the unique (department, stripe) index serves
+        related_name="+",
+    )
+    stripe = models.SmallIntegerField()
+    listed = models.BigIntegerField(default=0)
+
+    scope_path = None  # bookkeeping, never shown
+
+    class Meta:
+        verbose_name = _("listed patient count")
+        verbose_name_plural = _("listed patient counts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["department", "stripe"], name="listed_patient_count_stripe"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.department_id}/{self.stripe}: {self.listed}"

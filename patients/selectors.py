@@ -2,11 +2,14 @@
 
 import datetime as dt
 
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import connection
-from django.db.models import Case, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models.functions import JSONObject
 from django.http import Http404
 
-from accounts.permissions import can, restrict, restrict_parts
+from accounts.permissions import can, restrict, restrict_split
+from patients import counting
 from patients.filters import PatientFilter
 from patients.models import (
     DuplicateCandidate,
@@ -61,11 +64,23 @@ def patient_count(*, user, data) -> int:
     count of the department part) and the same number. Invalid filters count 0, as they list
     nothing."""
     include_deleted = wants_deleted(data)
+    filtered = any(name in data for name in PatientFilter.base_filters)
+    split = restrict_split(Patient.objects.all(), user, VIEW)
     parts = [
         _listed(part, user=user, include_deleted=include_deleted, include_merged=False)
-        for part in restrict_parts(Patient.objects.all(), user, VIEW)
+        for part in split.parts
     ]
-    if any(name in data for name in PatientFilter.base_filters):
+    if (
+        split.departments
+        and split.direct_paths == ["department"]
+        and counting.kept()
+        and not filtered
+        and not (include_deleted and can(user, "patients.restore_patient"))
+    ):
+        # The user's departments' listed patients, as the triggers keep them (``counting``),
+        # plus the rest of the scope (patients of their studies elsewhere, shares, grants).
+        return counting.listed_in(split.departments, plus=parts[1])
+    if filtered:
         filterset = PatientFilter(data, queryset=Patient.objects.none())
         if not filterset.is_valid():
             return 0
@@ -75,21 +90,32 @@ def patient_count(*, user, data) -> int:
 
 def patient_page(*, queryset: QuerySet, page_slice: slice) -> QuerySet:
     """One page (``page_slice``) of ``queryset``, one of ``patient_queryset``/``patient_filter``:
-    the same rows in the same order as ``queryset[page_slice]``, their identifiers (with types)
-    in ``prefetched_identifiers``, found by their keys first (a
+    the same rows in the same order as ``queryset[page_slice]``, found by their keys first (a
     "deferred join": the ``OFFSET`` walks the ``patient_listed_order`` index alone, not every
     skipped row of the table), then read by key.
+
+    Each row carries its identifiers as the API shows them: on PostgreSQL as ``identifier_rows``
+    (``type``, ``type_name``, ``value``), read in the same statement as an array, elsewhere as
+    ``prefetched_identifiers`` (with their types) by a second query.
 
     The rows are read without the scope and filters around the keys: the keys come from
     ``queryset``, which has them; repeated around the subquery, they make PostgreSQL read the
     whole table again."""
     keys = queryset.values("pk")[page_slice]
-    identifiers = Prefetch(
-        "identifiers",
-        PatientIdentifier.objects.select_related("type"),
-        to_attr="prefetched_identifiers",
-    )
-    rows = Patient.objects.select_related("department").prefetch_related(identifiers)
+    rows = Patient.objects.select_related("department")
+    identifiers = PatientIdentifier.objects.select_related("type")
+    if connection.vendor == "postgresql":
+        rows = rows.annotate(
+            identifier_rows=ArraySubquery(
+                identifiers.filter(patient=OuterRef("pk"))
+                .order_by(*PatientIdentifier._meta.ordering)
+                .values(row=JSONObject(type="type__code", type_name="type__name", value="value"))
+            )
+        )
+    else:
+        rows = rows.prefetch_related(
+            Prefetch("identifiers", identifiers, to_attr="prefetched_identifiers")
+        )
     ordering = queryset.query.order_by or Patient._meta.ordering
     return rows.filter(pk__in=keys).order_by(*ordering)
 

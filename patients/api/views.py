@@ -1,3 +1,4 @@
+from django.db.models import prefetch_related_objects
 from django.http import Http404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -104,19 +105,27 @@ class PatientViewSet(
         include_deleted = self.action == "restore" or selectors.wants_deleted(
             self.request.query_params
         )
-        return selectors.patient_queryset(
-            user=user, include_deleted=include_deleted
-        ).prefetch_related("identifiers__type")
+        queryset = selectors.patient_queryset(user=user, include_deleted=include_deleted)
+        if self.action == "retrieve":
+            # The patient alone: ``retrieve`` sends its viewing-window event (audit_view) and
+            # then reads the identifiers, so that the event's commit overlaps that round trip.
+            return queryset
+        return queryset.prefetch_related("identifiers__type")
 
     def list(self, request, *args, **kwargs):
-        response = super().list(request, *args, **kwargs)
+        # ListModelMixin.list with the audit event sent as soon as the page's rows are known:
+        # its commit overlaps their serialization.
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        rows = page if page is not None else list(queryset)
         audit_list(
             actor=Actor.from_request(request),
             object_type="patients.patient",
             query=dict(request.query_params.items()),
-            patient_ids=[row["id"] for row in response.data.get("results", [])],
+            patient_ids=[patient.pk for patient in rows],
         )
-        return response
+        data = self.get_serializer(rows, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     def retrieve(self, request, *args, **kwargs):
         try:
@@ -133,6 +142,7 @@ class PatientViewSet(
                 headers={"Location": url},
             )
         audit_view(actor=Actor.from_request(request), obj=patient)
+        prefetch_related_objects([patient], "identifiers__type")
         return Response(self.get_serializer(patient).data)
 
     @idempotent

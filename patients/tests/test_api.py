@@ -282,3 +282,47 @@ def test_list_rows_carry_their_identifiers_as_the_detail_does(api_client, clinic
     assert [r["last_name"] for r in rows] == ["Аа", "Бб"]
     assert rows[0]["identifiers"] == detail["identifiers"] and len(detail["identifiers"]) == 2
     assert rows[1]["identifiers"] == []
+
+
+def test_list_rows_are_exactly_what_the_generic_serializer_makes(department, settings):
+    """``PatientSerializer.row`` (the list's written-out rows) against DRF's field-by-field
+    ``to_representation``, for rows with and without the optional values."""
+    import datetime as dt
+
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    from patients.api.serializers import PatientSerializer
+    from patients.selectors import patient_page
+    from patients.tests.factories import PatientIdentifierFactory, identifier_type
+
+    settings.TIME_ZONE = "Asia/Yekaterinburg"  # a zone whose offset shows in the output
+    full = PatientFactory(
+        department=department,
+        last_name="Ёлкина",
+        middle_name="",
+        phone="+7 900 000-00-00",
+        email="e@example.org",
+        address="Пермь",
+        notes="аллергия",
+        sex="F",
+        identity_status="verified",
+    )
+    PatientIdentifierFactory(patient=full, type=identifier_type("snils"))
+    bare = PatientFactory(
+        department=None, last_name="", first_name="", middle_name="", birth_date=None, sex=""
+    )
+    Patient.objects.filter(pk=bare.pk).update(deleted_at=timezone.now() - dt.timedelta(days=1))
+    queryset = Patient.objects.filter(pk__in=[full.pk, bare.pk]).order_by("pk")
+
+    class Generic(serializers.ListSerializer):
+        pass
+
+    with timezone.override("Asia/Yekaterinburg"):
+        for rows in (list(patient_page(queryset=queryset, page_slice=slice(0, 2))), queryset):
+            fast = PatientSerializer(rows, many=True).data
+            generic = Generic(child=PatientSerializer(), instance=rows).data
+            assert fast == generic
+            assert [list(r) for r in fast] == [list(r) for r in generic]  # the same key order
+    assert fast[0]["identifiers"] and fast[1]["department"] is None and fast[1]["is_deleted"]
+    assert fast[0]["created_at"].endswith("+05:00")

@@ -195,3 +195,44 @@ def test_the_prepared_statement_writes_the_row_the_orm_would():
     assert rows["prepared"][0] == rows["orm"][0]
     assert rows["prepared"][0]["details"]["query"] == {"q": "Иванов"}
     assert rows["prepared"][1]["time"] > rows["prepared"][0]["time"]
+
+
+def _lists(user):
+    return list(AuditEvent.objects.filter(user_id=user.pk, action="list"))
+
+
+def test_each_list_is_committed_as_its_own_event_before_the_response(settings):
+    settings.AUDIT_READS = True
+    settings.AUDIT_READS_DEFERRED = True
+
+    def body(client, user, patient):
+        for page in (1, 1):  # the same page twice: two events, lists have no window
+            response = client.get("/api/v1/patients/", {"page": page})
+            assert response.status_code == 200
+            assert audit._read_writer.connection is not None, "the writer's connection was used"
+            assert not audit._read_writer.unconfirmed
+        events = _lists(user)  # committed: visible on this (another) connection
+        assert len(events) == 2
+        assert events[0].details == {"query": {"page": "1"}, "patient_ids": [patient.pk]}
+        assert (events[0].object_type, events[0].username) == (
+            "patients.patient",
+            "deferred-reader",
+        )
+
+    _with_committed_reader(body)
+
+
+def test_a_broken_writer_connection_still_audits_the_list(settings):
+    settings.AUDIT_READS = True
+    settings.AUDIT_READS_DEFERRED = True
+
+    def body(client, user, patient):
+        assert client.get("/api/v1/patients/").status_code == 200
+        writer_pid = audit._read_writer.connection.info.backend_pid
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [writer_pid])
+        assert client.get("/api/v1/patients/").status_code == 200
+        assert len(_lists(user)) == 2
+        assert _lists(user)[1].details["patient_ids"] == [patient.pk]
+
+    _with_committed_reader(body)
