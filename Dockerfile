@@ -70,5 +70,8 @@ USER mis
 
 EXPOSE 8000
 
+# gthread workers whose threads answer a kept-alive connection's next request themselves
+# (mis/gunicorn_workers.py).
 CMD ["gunicorn", "mis.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", \
-     "--threads", "4", "--access-logfile", "-"]
+     "--threads", "4", "--worker-class", "mis.gunicorn_workers.KeepAliveThreadWorker", \
+     "--access-logfile", "-"]

@@ -1,7 +1,8 @@
 """Bench: serving frames to a viewer, ours against Orthanc on the same files, in one run.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mis_bench \\
-        .venv/bin/python bench/frames.py [--cold 8] [--warm 20] [--workers 2] [--threads 4]
+        .venv/bin/python bench/frames.py [--cold 8] [--warm 20] [--workers 2] [--threads 4] \\
+        [--pairs ct_512/raw,...]
 
 * Two images: a 512×512 16-bit CT slice and a 2000×2500 16-bit CR image (uncompressed).
 * Debian's Orthanc beside our gunicorn (production settings, ``mis.wsgi`` with its signed-frame
@@ -67,7 +68,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=4, help="threads per worker (the Dockerfile's: 4)"
     )
-    return parser.parse_args()
+    parser.add_argument(
+        "--pairs",
+        default=",".join(f"{image}/{kind}" for image in IMAGES for kind in PAIRS),
+        help="comma-separated pairs to measure (default: all), e.g. ct_512/raw",
+    )
+    args = parser.parse_args()
+    args.pairs = [pair.strip() for pair in args.pairs.split(",") if pair.strip()]
+    known = {f"{image}/{kind}" for image in IMAGES for kind in PAIRS}
+    unknown = set(args.pairs) - known
+    if unknown:
+        parser.error(f"unknown pairs {sorted(unknown)}; known: {sorted(known)}")
+    return args
 
 
 def image_file(rows: int, columns: int, modality: str, seed: int) -> bytes:
@@ -307,6 +319,8 @@ def main() -> int:
                 print(f"floor {target:<8} {path:<14} p50 {floor['p50_ms']:6.1f} ms")
             for name, image in IMAGES.items():
                 for kind in PAIRS:
+                    if f"{name}/{kind}" not in args.pairs:
+                        continue
                     entry = results["pairs"].setdefault(f"{name}/{kind}", {})
                     measure_pair(args, name, image, kind, (our_port, orthanc_port), token, entry)
         finally:

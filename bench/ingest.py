@@ -252,6 +252,11 @@ def prepare_django() -> tuple[str, dict]:
     return key, config
 
 
+# The Dockerfile's worker class: gthread answering a kept-alive connection's next request in the
+# same thread (mis/gunicorn_workers.py).
+THREAD_WORKER = "mis.gunicorn_workers.KeepAliveThreadWorker"
+
+
 def start_ours(
     scratch: Path, workers: int, threads: int | None = None
 ) -> tuple[subprocess.Popen, int]:
@@ -277,7 +282,7 @@ def start_ours(
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
-            *(["--threads", str(threads)] if threads else []),
+            *(["--threads", str(threads), "--worker-class", THREAD_WORKER] if threads else []),
             "--timeout",
             "300",
             "--log-level",

@@ -26,6 +26,8 @@ def commands(var_dir: str) -> dict[str, list[str]]:
             os.environ.get("WEB_CONCURRENCY", "2"),
             "--threads",
             "4",
+            "--worker-class",
+            "mis.gunicorn_workers.KeepAliveThreadWorker",
             "--access-logfile",
             "-",
         ],

@@ -79,7 +79,7 @@ def credential_hash(kind: str, value: str) -> bytes:
 
 def _signature(user_id: int, study_id: int, expires: int, digest: str, credential: bytes) -> str:
     message = f"{user_id}.{study_id}.{expires}.{digest}".encode() + b"\0" + credential
-    mac = hmac.new(_key(), message, hashlib.sha256).digest()
+    mac = hmac.digest(_key(), message, "sha256")
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
@@ -222,7 +222,13 @@ def frame_grant(*, request, study, instances) -> dict | None:
             continue
         path = frames.stored_path(instance)
         if path is not None:
-            entries[str(instance.pk)] = [path, frames.cache_key(instance), instance.frames]
+            entries[str(instance.pk)] = [
+                path,
+                frames.cache_key(instance),
+                instance.frames,
+                instance.pixel_layout,
+                instance.size,
+            ]
     body = json.dumps(
         {"study": study.pk, "instances": entries}, sort_keys=True, separators=(",", ":")
     ).encode()
@@ -273,7 +279,7 @@ class FrameFastPath:
         entry = grant["instances"].get(match.group(1))
         if entry is None:
             return None
-        path, sha, frame_count = entry
+        path, sha, frame_count = entry[:3]
         frame = int(match.group(2))
         if frame >= frame_count:
             return None
@@ -286,12 +292,13 @@ class FrameFastPath:
             if not 64 <= max_size <= 16384:
                 return None
         try:
-            # Removed images (their files deleted) are never served from the frame cache.
-            os.stat(path)
             if match.group(3) == "png":
+                # Removed images (their files deleted) are never served from the frame cache.
+                os.stat(path)
                 png = frames.rendered_png(sha, path, frame, None, max_size)
                 return self._respond(start_response, "image/png", [png], len(png), environ)
-            return self._raw(environ, start_response, path, sha, frame, max_size)
+            # A removed image's file is gone: opening it fails.
+            return self._raw(environ, start_response, entry, frame, max_size)
         except (OSError, DicomError):
             return None  # Django gives the reason (removed file, undecodable image)
 
@@ -331,15 +338,12 @@ class FrameFastPath:
             return None  # half written or damaged: Django answers
         return _remember(digest, json.loads(body))
 
-    def _raw(self, environ, start_response, path: str, sha: str, frame: int, max_size):
+    def _raw(self, environ, start_response, entry: list, frame: int, max_size):
+        path, sha = entry[0], entry[1]
         handle = open(path, "rb", buffering=0)  # the server closes it once sent
         try:
-            located = self.located.get(path, False)
-            if located is False:
-                located = native.locate_fd(handle.fileno())
-                if len(self.located) >= _CACHE_LIMIT:
-                    self.located.clear()
-                self.located[path] = located
+            size = os.fstat(handle.fileno()).st_size
+            located = self._located(path, entry, size, handle)
             if (
                 located is not None
                 and frame < located.frames
@@ -348,14 +352,16 @@ class FrameFastPath:
                     or max(located.meta["rows"], located.meta["columns"]) <= max_size
                 )
             ):
-                handle.seek(located.offset + frame * located.frame_bytes)
+                start = located.offset + frame * located.frame_bytes
+                handle.seek(start)
                 meta = located.frame_json(frame)
                 length = located.frame_bytes
+                remaining = size - start
             else:
                 handle.close()
                 handle, decoded_meta = frames.decoded_frame(sha, path, frame, max_size)
                 meta = json.dumps(decoded_meta, separators=(",", ":"))
-                length = _remaining(handle)
+                length = remaining = _remaining(handle)
         except BaseException:
             handle.close()
             raise
@@ -363,13 +369,29 @@ class FrameFastPath:
         # ends the file (WSGI servers other than gunicorn, runserver's among them, do not stop at
         # Content-Length); a frame followed by others is sent in chunks of its own length.
         wrapper = environ.get("wsgi.file_wrapper")
-        if wrapper and _remaining(handle) == length:
+        if wrapper and remaining == length:
             body = wrapper(handle, 256 * 1024)
         else:
             body = _chunks(handle, length)
         extra = [("X-Frame-Metadata", meta)]
         octet = "application/octet-stream"
         return self._respond(start_response, octet, body, length, environ, extra)
+
+    def _located(self, path: str, entry: list, size: int, handle) -> native.NativeFrames | None:
+        """Where the file's frames lie: from the grant (found at import and kept with the
+        instance) when the file is the size it had then, else by walking its header once."""
+        located = self.located.get(path, False)
+        if located is False:
+            kept = entry[3] if len(entry) > 4 else None
+            located = native.NativeFrames.from_dict(kept) if kept else None
+            if located is None or entry[4] != size:
+                located = native.locate_fd(handle.fileno())
+            if len(self.located) >= _CACHE_LIMIT:
+                self.located.clear()
+            self.located[path] = located
+        if located is not None and located.offset + located.frames * located.frame_bytes > size:
+            return None  # the file is shorter than it was: decode it the ordinary way
+        return located
 
     def _respond(self, start_response, content_type, body, length, environ, extra=()):
         headers = [

@@ -37,8 +37,8 @@ from patients.normalize import normalize_identifier, normalize_mrn
 from patients.selectors import patient_resolve
 from patients.services import IdentifierInput, patient_register
 from studies.dicom import category as dicom_category
+from studies.dicom import native, secondary_capture
 from studies.dicom import parse as dicom_parse
-from studies.dicom import secondary_capture
 from studies.dicom.errors import DicomError, ImageError
 from studies.hashing import sha256_of
 from studies.models import Category, Instance, Series, Study, Urgency
@@ -464,6 +464,7 @@ class _BatchWriter:
                 file=p.stored,
                 size=data.stat().st_size if isinstance(data, Path) else len(data),
                 sha256=p.item.digest,
+                pixel_layout=_pixel_layout(header, p.stored),
                 created_by=user,
             )
         _insert([p.instance for p in planned])
@@ -688,6 +689,7 @@ def _record(
         file=stored,
         size=data.stat().st_size if isinstance(data, Path) else len(data),
         sha256=digest,
+        pixel_layout=_pixel_layout(header, stored),
         created_by=actor.user if actor.user_id else None,
     )
     modalities = set(filter(None, study.modalities.split("\\"))) | {header.modality}
@@ -719,6 +721,22 @@ def _record(
         patient_id=study.patient_id,
         warnings=warnings,
     )
+
+
+def _pixel_layout(header, stored: str) -> dict | None:
+    """Where the stored file's frames lie (``studies.dicom.native``), kept with the instance so
+    that the viewer's signed frame URLs read no header; ``None`` where it cannot tell
+    (compressed, colour, a storage without local paths)."""
+    if not header.is_image or header.transfer_syntax_uid not in (
+        native.EXPLICIT_LE,
+        native.IMPLICIT_LE,
+    ):
+        return None
+    try:
+        located = native.locate(default_storage.path(stored))
+    except (NotImplementedError, OSError):
+        return None
+    return located.as_dict() if located is not None else None
 
 
 def _series(study: Study, header, *, new_study: bool) -> Series:

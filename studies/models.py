@@ -246,6 +246,10 @@ class Instance(models.Model):
     file = models.FileField(_("file"), upload_to=instance_path, max_length=300, blank=True)
     size = models.BigIntegerField(_("size in bytes"), default=0)
     sha256 = models.CharField(max_length=64)
+    # Where an uncompressed grey image's frames lie in the stored file and what the viewer needs
+    # to show them (studies.dicom.native), found once at import so that a signed frame URL reads
+    # no header; empty for other images and for images imported before it was kept.
+    pixel_layout = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("imported"), auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

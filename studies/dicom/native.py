@@ -37,6 +37,9 @@ _LONG_VRS = {
     b"UT",
     b"UV",
 }
+# The version of the metadata's shape (``meta["version"]``): raw.FORMAT_VERSION, not imported
+# from there because this module loads no pydicom.
+META_VERSION = 1
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
@@ -75,6 +78,35 @@ class NativeFrames:
     frame_bytes: int
     frames: int
     meta: dict
+
+    def as_dict(self) -> dict:
+        """A JSON-able form, kept with the instance (:func:`from_dict` reads it back)."""
+        return {
+            "offset": self.offset,
+            "frame_bytes": self.frame_bytes,
+            "frames": self.frames,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, stored) -> NativeFrames | None:
+        """:meth:`as_dict`'s output back, or ``None`` for anything else (written by another
+        version of this module, damaged, absent)."""
+        try:
+            meta = stored["meta"]
+            if meta.get("version") != META_VERSION:
+                return None
+            located = cls(
+                offset=int(stored["offset"]),
+                frame_bytes=int(stored["frame_bytes"]),
+                frames=int(stored["frames"]),
+                meta=dict(meta),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+        if located.offset < 0 or located.frame_bytes <= 0 or located.frames <= 0:
+            return None
+        return located
 
     def frame_meta(self, frame: int) -> dict:
         return {**self.meta, "frame": frame}
@@ -304,7 +336,7 @@ def _frames(values: dict, offset: int, length: int, size: int) -> NativeFrames |
             break
     rescale_type = text("RescaleType") or ("HU" if text("Modality").upper() == "CT" else "")
     meta = {
-        "version": 1,
+        "version": META_VERSION,
         "rescaled": False,
         "rows": rows,
         "columns": columns,

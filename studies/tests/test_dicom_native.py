@@ -8,8 +8,8 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
-from studies.dicom.native import locate
-from studies.dicom.raw import raw_frame
+from studies.dicom.native import META_VERSION, NativeFrames, locate
+from studies.dicom.raw import FORMAT_VERSION, raw_frame
 
 from .dicom_samples import TEST_FILES, make_dataset
 
@@ -173,3 +173,14 @@ def test_a_bare_data_set_and_other_files_are_left_to_the_decoder(tmp_path):
     assert locate(text) is None
     with pytest.raises(OSError):
         locate(tmp_path / "missing.dcm")
+
+
+def test_a_kept_layout_reads_back_unless_another_version_wrote_it(tmp_path):
+    located = locate(_write(tmp_path, make_dataset(np.zeros((4, 6), dtype=np.uint16))))
+    kept = located.as_dict()
+    assert NativeFrames.from_dict(kept) == located
+    assert located.meta["version"] == META_VERSION == FORMAT_VERSION
+    assert NativeFrames.from_dict({**kept, "meta": {**kept["meta"], "version": 2}}) is None
+    assert NativeFrames.from_dict({**kept, "frame_bytes": 0}) is None
+    assert NativeFrames.from_dict({"offset": 1}) is None
+    assert NativeFrames.from_dict("damaged") is None

@@ -21,6 +21,7 @@ from accounts.audit import Actor
 from accounts.models import AuditEvent
 from accounts.tokens import token_create
 from studies import frame_urls
+from studies.dicom import native
 from studies.models import Instance
 
 from .dicom_samples import make_dataset, to_bytes
@@ -223,6 +224,72 @@ def test_a_frame_followed_by_others_is_not_sent_past_its_length(app, clinician, 
         assert status == 200 and app.app.calls == 0
         assert int(headers["Content-Length"]) == len(body) == PIXELS.size * 2
         assert np.array_equal(np.frombuffer(body, dtype="<u2").reshape(64, 48), stack[frame])
+
+
+# --- where the pixels lie: found at import, not per frame ---------------------------------------
+def _served_pixels(app, client, instance) -> tuple[int, dict, np.ndarray]:
+    grant = _grant(client, instance.series.study_id)
+    status, headers, body = _get(app, _url(grant, instance.pk), cookie=_cookie(client))
+    assert status == 200 and app.app.calls == 0
+    meta = json.loads(headers["X-Frame-Metadata"])
+    return status, meta, np.frombuffer(body, dtype="<u2").reshape(64, 48)
+
+
+def _counting_walks(monkeypatch) -> list:
+    walked = []
+    real = native.locate_fd
+
+    def locate_fd(fd):
+        walked.append(fd)
+        return real(fd)
+
+    monkeypatch.setattr(native, "locate_fd", locate_fd)
+    return walked
+
+
+def test_the_import_keeps_where_the_pixels_lie(ct, import_file):
+    assert native.NativeFrames.from_dict(ct.pixel_layout) == native.locate(ct.file.path)
+    from .conftest import pdf_dicom_bytes
+
+    document = Instance.objects.get(pk=import_file(pdf_dicom_bytes()).instance_id)
+    assert document.pixel_layout is None
+
+
+def test_a_signed_raw_frame_reads_no_header(app, clinician, ct, monkeypatch):
+    walked = _counting_walks(monkeypatch)
+    _status, meta, pixels = _served_pixels(app, _session(clinician), ct)
+    assert walked == [] and np.array_equal(pixels, PIXELS)
+    assert meta == native.locate(ct.file.path).frame_meta(0)
+
+
+def test_a_file_not_the_size_it_was_imported_at_has_its_header_walked(
+    app, clinician, ct, monkeypatch
+):
+    Instance.objects.filter(pk=ct.pk).update(size=ct.size + 1)
+    walked = _counting_walks(monkeypatch)
+    _status, _meta, pixels = _served_pixels(app, _session(clinician), ct)
+    assert len(walked) == 1 and np.array_equal(pixels, PIXELS)
+
+
+def test_images_imported_before_the_layout_was_kept_have_their_header_walked(
+    app, clinician, ct, monkeypatch
+):
+    Instance.objects.filter(pk=ct.pk).update(pixel_layout=None)
+    walked = _counting_walks(monkeypatch)
+    _status, _meta, pixels = _served_pixels(app, _session(clinician), ct)
+    assert len(walked) == 1 and np.array_equal(pixels, PIXELS)
+
+
+def test_a_kept_layout_past_the_files_end_is_not_trusted(app, clinician, ct):
+    Instance.objects.filter(pk=ct.pk).update(pixel_layout={**ct.pixel_layout, "offset": ct.size})
+    client = _session(clinician)
+    grant = _grant(client, ct.series.study_id)
+    status, headers, body = _get(app, _url(grant, ct.pk), cookie=_cookie(client))
+    assert status == 200 and app.app.calls == 0
+    meta = json.loads(headers["X-Frame-Metadata"])
+    assert meta["rescaled"] is True  # decoded the ordinary way, not bytes from a wrong place
+    values = np.frombuffer(body, dtype=meta["dtype"]).reshape(64, 48)
+    assert np.array_equal(values, PIXELS.astype(np.int32) - 1024)
 
 
 def test_a_signed_png_is_the_ordinary_endpoints_png(app, clinician, ct):

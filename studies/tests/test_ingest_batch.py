@@ -67,6 +67,20 @@ def test_a_batch_gives_each_file_its_result_in_order(
     assert sorted(job.args[0]) == sorted([results[0].instance_id, results[2].instance_id])
 
 
+def test_a_batch_keeps_where_each_images_pixels_lie(registrar, patient):
+    from studies.dicom.native import NativeFrames, locate
+
+    results = ingest_files(
+        actor=Actor(user=registrar),
+        items=[(dicom_bytes(), "a.dcm"), (dicom_bytes(), "b.dcm"), (pdf_dicom_bytes(), "d.dcm")],
+    )
+    images, document = (Instance.objects.get(pk=r.instance_id) for r in results[:2]), results[2]
+    for image in images:
+        assert image.pixel_layout is not None
+        assert NativeFrames.from_dict(image.pixel_layout) == locate(image.file.path)
+    assert Instance.objects.get(pk=document.instance_id).pixel_layout is None
+
+
 def test_the_same_instance_twice_in_a_batch_is_imported_then_a_duplicate(registrar, patient):
     data = dicom_bytes()
     results = ingest_files(
