@@ -50,7 +50,7 @@ def parse_args():
         "--requests", type=int, default=600, help="sequential requests, 1 client, per case"
     )
     parser.add_argument(
-        "--seconds", type=float, default=30.0, help="8-client time per case, over all rounds"
+        "--seconds", type=float, default=40.0, help="8-client time per case, over all rounds"
     )
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
@@ -60,7 +60,7 @@ def parse_args():
         default=1,
         help="gunicorn threads per worker (production runs 4: Dockerfile, docker-compose.yml)",
     )
-    parser.add_argument("--rounds", type=int, default=6, help="alternations of off and on")
+    parser.add_argument("--rounds", type=int, default=8, help="alternations of off and on")
     return parser.parse_args()
 
 
@@ -285,6 +285,7 @@ def main():
                     )
                     setup["done"] += done
                     setup["elapsed"] += elapsed
+                    setup.setdefault("rounds", []).append(round(done / elapsed, 1))
         written = AuditEvent.objects.count() - before
     finally:
         for _port, server in servers.values():
@@ -297,6 +298,7 @@ def main():
             "p95_ms": round(percentile(setup["times"], 0.95) * 1000, 2),
             "rps_8": round(setup["done"] / setup["elapsed"], 1),
             "requests_1": len(setup["times"]),
+            "rps_8_per_round": setup.get("rounds", []),
         }
         results.setdefault(kind, {})[mode] = figures
         print(f"{kind:5} {mode:9} {figures}")
@@ -311,10 +313,19 @@ def main():
     for kind, modes in results.items():
         off, on = modes["audit_off"], modes["audit_on"]
         modes["p95_ratio"] = round(on["p95_ms"] / off["p95_ms"], 3)
-        modes["throughput_ratio"] = round(off["rps_8"] / on["rps_8"], 3)
+        modes["throughput_ratio_pooled"] = round(off["rps_8"] / on["rps_8"], 3)
+        # The two modes' 8-client phases of one round ran back to back: their ratio compares
+        # the modes at one moment of the machine; the median over the rounds is not moved by
+        # one round that another job slowed (or left alone) on one side only.
+        paired = [a / b for a, b in zip(off["rps_8_per_round"], on["rps_8_per_round"], strict=True)]
+        modes["throughput_ratio_per_round"] = [round(r, 3) for r in paired]
+        modes["throughput_ratio"] = round(statistics.median(paired), 3)
         met[kind] = modes["p95_ratio"] <= TARGET_RATIO and modes["throughput_ratio"] <= TARGET_RATIO
         summary[kind] = modes
-    summary["target"] = "audit on within 10 % of off (p95 at 1 client, throughput at 8)"
+    summary["target"] = (
+        "audit on within 10 % of off (p95 at 1 client; throughput at 8, the median of the "
+        "rounds' paired ratios)"
+    )
     summary["met"] = met
     print(json.dumps(summary))
 
