@@ -57,7 +57,7 @@ def parse_args():
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
+        default=4,
         help="gunicorn threads per worker (production runs 4: Dockerfile, docker-compose.yml)",
     )
     parser.add_argument("--rounds", type=int, default=8, help="alternations of off and on")
