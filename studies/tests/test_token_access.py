@@ -9,19 +9,10 @@ import pytest
 from accounts.audit import Actor
 from accounts.models import User
 from accounts.tests.factories import DepartmentFactory, UserFactory
-from accounts.tokens import hash_key, token_create
+from accounts.tests.test_tokens import PATIENTS, auth, make
+from accounts.tokens import hash_key
 
 pytestmark = pytest.mark.django_db
-
-PATIENTS = "/api/v1/patients/"
-
-
-def make(user, name="gateway", **kwargs):
-    return token_create(actor=Actor.system("test"), user=user, name=name, **kwargs)
-
-
-def auth(key):
-    return {"HTTP_AUTHORIZATION": f"Token {key}"}
 
 
 def _access_as_asked_one_by_one(user):
