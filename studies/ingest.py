@@ -464,7 +464,7 @@ class _BatchWriter:
                 file=p.stored,
                 size=data.stat().st_size if isinstance(data, Path) else len(data),
                 sha256=p.item.digest,
-                pixel_layout=_pixel_layout(header, p.stored),
+                pixel_layout=_pixel_layout(header, data),
                 created_by=user,
             )
         _insert([p.instance for p in planned])
@@ -689,7 +689,7 @@ def _record(
         file=stored,
         size=data.stat().st_size if isinstance(data, Path) else len(data),
         sha256=digest,
-        pixel_layout=_pixel_layout(header, stored),
+        pixel_layout=_pixel_layout(header, data),
         created_by=actor.user if actor.user_id else None,
     )
     modalities = set(filter(None, study.modalities.split("\\"))) | {header.modality}
@@ -723,18 +723,20 @@ def _record(
     )
 
 
-def _pixel_layout(header, stored: str) -> dict | None:
-    """Where the stored file's frames lie (``studies.dicom.native``), kept with the instance so
-    that the viewer's signed frame URLs read no header; ``None`` where it cannot tell
-    (compressed, colour, a storage without local paths)."""
+def _pixel_layout(header, data: bytes | Path) -> dict | None:
+    """Where the frames of the file being stored (``data``, its exact bytes or the temporary
+    file holding them) lie (``studies.dicom.native``), kept with the instance so that the
+    viewer's signed frame URLs read no header; ``None`` where it cannot tell (compressed,
+    colour). Read from what is in hand, not from the stored copy, which may still be being
+    written (a batch's files are written while its rows are inserted)."""
     if not header.is_image or header.transfer_syntax_uid not in (
         native.EXPLICIT_LE,
         native.IMPLICIT_LE,
     ):
         return None
     try:
-        located = native.locate(default_storage.path(stored))
-    except (NotImplementedError, OSError):
+        located = native.locate(data) if isinstance(data, Path) else native.locate_bytes(data)
+    except OSError:
         return None
     return located.as_dict() if located is not None else None
 

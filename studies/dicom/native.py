@@ -150,6 +150,31 @@ class _Reader:
         return self.buffer[offset : offset + length]
 
 
+class _BufferReader(_Reader):
+    """The same over a file's bytes already in memory."""
+
+    def __init__(self, data: bytes):
+        self.fd = None
+        self.start = 0
+        self.buffer = data if isinstance(data, bytes) else bytes(data)
+
+    def ensure(self, position: int, length: int) -> int:
+        if position + length > len(self.buffer):
+            raise _Unsupported  # the file ends inside an element
+        if position + length > max(_CHUNK, _MAX_HEADER):
+            raise _Unsupported
+        return position
+
+
+def locate_bytes(data: bytes) -> NativeFrames | None:
+    """:func:`locate` on a file's bytes already in memory (ingest, before or while the file is
+    written)."""
+    try:
+        return _locate(_BufferReader(data), len(data))
+    except (_Unsupported, struct.error, ValueError, UnicodeDecodeError):
+        return None
+
+
 def locate(path: str | os.PathLike) -> NativeFrames | None:
     """Where the uncompressed grey frames of the file at ``path`` lie, or ``None``.
 

@@ -8,7 +8,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian, RLELossless
 
-from studies.dicom.native import META_VERSION, NativeFrames, locate
+from studies.dicom.native import META_VERSION, NativeFrames, locate, locate_bytes
 from studies.dicom.raw import FORMAT_VERSION, raw_frame
 
 from .dicom_samples import TEST_FILES, make_dataset
@@ -59,6 +59,8 @@ def test_an_uncompressed_ct_slice_is_located_and_gives_raw_frames_values(tmp_pat
     path = _write(tmp_path, ds, implicit=implicit)
     located = locate(path)
     assert located is not None
+    assert locate_bytes(path.read_bytes()) == located  # ingest's way: the bytes in hand
+    assert locate_bytes(path.read_bytes()[:-2]) is None  # cut inside the pixels
     assert located.offset == pydicom.dcmread(path, defer_size=16)["PixelData"].file_tell
     assert located.frame_bytes == 40 * 30 * 2 and located.frames == 1
     meta = located.meta
