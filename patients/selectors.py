@@ -60,9 +60,9 @@ def patient_list(*, user, filters: dict | None = None) -> QuerySet:
 
 def patient_count(*, user, data) -> int:
     """Exactly ``patient_filter(user=user, data=data).qs.count()``, counted in the disjoint parts
-    of the user's scope (``restrict_parts``) and added up: cheaper on PostgreSQL (an index-only
-    count of the department part) and the same number. Invalid filters count 0, as they list
-    nothing."""
+    of the user's scope (``restrict_split``) and added up: the same number, cheaper. On
+    PostgreSQL the unfiltered department part comes from the counts the triggers keep
+    (``patients.counting``). Invalid filters count 0, as they list nothing."""
     include_deleted = wants_deleted(data)
     filtered = any(name in data for name in PatientFilter.base_filters)
     split = restrict_split(Patient.objects.all(), user, VIEW)
