@@ -20,6 +20,17 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def _audit_writer_closed():
+    """The audit writer keeps one connection per process (PostgreSQL, ``accounts.audit``);
+    requests served outside the test's transaction (live servers, transactional tests) open
+    it. Closed after each test, so that the test database can be dropped at the end."""
+    yield
+    from accounts import audit
+
+    audit._read_writer._close()
+
+
 @pytest.fixture
 def department(db):
     from accounts.tests.factories import DepartmentFactory

@@ -107,12 +107,14 @@ class AuditActorMiddleware:
     def __call__(self, request):
         token = _current_request.set(request)
         deferred = _deferred_reads.set(True)
+        _read_writer.request_started()
         try:
             response = self.get_response(request)
             # The reads' audit events are committed before the response leaves.
             _read_writer.flush()
             return response
         finally:
+            _read_writer.request_finished()
             _deferred_reads.reset(deferred)
             _current_request.reset(token)
             if _read_writer.unconfirmed:  # only when the view itself raised
@@ -221,11 +223,13 @@ def audit_view(
     Downloads, exports and lists are always their own event: use ``audit_record``/``audit_list``.
 
     Inside a request served through ``AuditActorMiddleware`` on PostgreSQL, outside any
-    transaction, the event is written by one ``INSERT ... WHERE NOT EXISTS`` sent on a
-    connection of its own without waiting: the request goes on (serializing, rendering) while
-    the database commits it, and the middleware waits for that commit before the response
-    leaves (``audit_flush``). A failure there retries on the request's own connection and,
-    failing again, turns the response into an error: no data leaves unaudited.
+    transaction, the event goes to the process's audit writer (``_ReadAuditWriter``), which
+    writes it on a connection of its own with an ``INSERT ... WHERE NOT EXISTS``, batched with
+    the events of the process's other requests (one commit for several where they overlap):
+    the request goes on (serializing, rendering) meanwhile, and the middleware waits for the
+    commit before the response leaves (``audit_flush``). A failure there retries on the
+    request's own connection and, failing again, turns the response into an error: no data
+    leaves unaudited.
     """
     if not settings.AUDIT_READS:
         return None
@@ -285,65 +289,101 @@ def _event_row(actor, action, object_type, object_id, patient_id, details, now) 
     }
 
 
-# One statement: the window check and the insert in a single round trip (and a single
-# implicit transaction on the writer's autocommit connection). Prepared once per connection and
-# sent with text parameters: no parsing or planning per event, no adaptation in Python.
-_INSERT_IF_NEW_WINDOW = b"""
+# One statement writes a batch: every event of the batch in one round trip and one transaction
+# (one commit, one WAL flush, on the writer's autocommit connection). The events travel as one
+# JSON array; a viewing window's event (``since`` set) is inserted only when its window has no
+# event yet, a list's always. Prepared once per connection: no parsing or planning per batch.
+_INSERT_BATCH = b"""
 INSERT INTO accounts_auditevent
     (time, user_id, username, action, object_type, object_id, patient_id, ip, user_agent,
      outcome, reason, details, flagged)
-SELECT $1::timestamptz, $2::bigint, $3::text, $4::text, $5::text, $6::text, $7::bigint,
-       $8::inet, $9::text, $10::text, $11::text, $12::jsonb, $13::boolean
-WHERE NOT EXISTS (
-    SELECT 1 FROM accounts_auditevent
-    WHERE object_id = $6::text AND object_type = $5::text
-      AND user_id = $2::bigint AND action = $4::text
-      AND time >= $14::timestamptz
+SELECT e.time, e.user_id, e.username, e.action, e.object_type, e.object_id, e.patient_id,
+       e.ip, e.user_agent, e.outcome, e.reason, e.details, e.flagged
+FROM jsonb_to_recordset($1::jsonb) AS e(
+    time timestamptz, user_id bigint, username text, action text, object_type text,
+    object_id text, patient_id bigint, ip inet, user_agent text, outcome text, reason text,
+    details jsonb, flagged boolean, since timestamptz)
+WHERE e.since IS NULL OR NOT EXISTS (
+    SELECT 1 FROM accounts_auditevent a
+    WHERE a.object_id = e.object_id AND a.object_type = e.object_type
+      AND a.user_id = e.user_id AND a.action = e.action AND a.time >= e.since
 )
 """
-_STATEMENT = b"mis_audit_view_window"
-# A list's event, always its own (no window): the same row, inserted unconditionally.
-_INSERT_EVENT = _INSERT_IF_NEW_WINDOW.split(b"WHERE NOT EXISTS")[0]
-_EVENT_STATEMENT = b"mis_audit_event"
+_STATEMENT = b"mis_audit_batch"
 
 
-def _text(value) -> bytes | None:
-    return None if value is None else str(value).encode()
-
-
-def _statement_params(event: dict, window: bool = True) -> list[bytes | None]:
-    """The prepared statement's parameters, in PostgreSQL's text format."""
+def _encode(event: dict, window: bool) -> bytes:
+    """One event as a JSON object of the batch statement's record."""
     from django.core.serializers.json import DjangoJSONEncoder
 
-    params = [
-        event["time"].isoformat().encode(),
-        _text(event["user_id"]),
-        event["username"].encode(),
-        event["action"].encode(),
-        event["object_type"].encode(),
-        event["object_id"].encode(),
-        _text(event["patient_id"]),
-        _text(event["ip"] or None),
-        (event["user_agent"] or "").encode(),
-        event["outcome"].encode(),
-        event["reason"].encode(),
-        json.dumps(event["details"], cls=DjangoJSONEncoder).encode(),
-        b"t" if event["flagged"] else b"f",
-    ]
-    if window:
-        params.append((event["time"] - VIEWING_WINDOW).isoformat().encode())
-    return params
+    record = {
+        **event,
+        "time": event["time"].isoformat(),
+        "ip": event["ip"] or None,
+        "user_agent": event["user_agent"] or "",
+        "since": (event["time"] - VIEWING_WINDOW).isoformat() if window else None,
+    }
+    return json.dumps(record, cls=DjangoJSONEncoder).encode()
 
 
-class _ReadAuditWriter(threading.local):
-    """Per thread of each process: a PostgreSQL connection of its own (autocommit) on which
-    read events (viewing windows, lists) are sent without waiting for the answer, and the rows
-    sent but not yet confirmed in this request (with whether each is a window's)."""
+class _Ticket:
+    """One event sent to the writer, and how it ended."""
+
+    __slots__ = ("row", "window", "payload", "state")
+    WAITING, WRITTEN, FAILED = 0, 1, 2
+
+    def __init__(self, row: dict, window: bool, payload: bytes):
+        self.row, self.window, self.payload = row, window, payload
+        self.state = _Ticket.WAITING
+
+    @property
+    def window_key(self):
+        row = self.row
+        return (row["object_id"], row["object_type"], row["user_id"], row["action"])
+
+
+class _ReadAuditWriter:
+    """Per process: one PostgreSQL connection (autocommit) on which all its threads' read events
+    (viewing windows, lists) are written, in batches: application-side group commit.
+
+    A request thread's event is sent at once when the connection is idle, without waiting for
+    the answer; events that arrive while a batch is in flight wait, and go together as the next
+    batch as soon as that answer is in (whichever thread collects it sends them). No thread of
+    its own: the request threads take turns, under ``lock``; the one that waits for the answer
+    (``reading``) does so in ``select()`` outside the lock, with the GIL released. Each thread
+    keeps the events it sent in this request (``unconfirmed``) and waits for them in ``flush``;
+    an event whose batch failed is written again on the thread's own connection."""
+
+    TIMEOUT = 30.0
 
     def __init__(self):
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self):
+        # A forked child shares none of this: the parent's connection (psycopg does not close
+        # it from another process), its lock and its batches stay the parent's.
+        self.lock = threading.Lock()
+        self.answered = threading.Condition(self.lock)
         self.connection = None
         self.key = None
-        self.unconfirmed: list[tuple[dict, bool]] = []
+        self.pending: list[_Ticket] = []
+        self.inflight: list[_Ticket] | None = None
+        self.reading = False
+        self.active = 0  # requests in progress in this process
+        self.local = threading.local()
+
+    def request_started(self) -> None:
+        with self.lock:
+            self.active += 1
+
+    def request_finished(self) -> None:
+        with self.lock:
+            self.active -= 1
+
+    @property
+    def unconfirmed(self) -> list[_Ticket]:
+        return self.local.__dict__.setdefault("unconfirmed", [])
 
     def deferrable(self) -> bool:
         from django.db import connection
@@ -355,12 +395,15 @@ class _ReadAuditWriter(threading.local):
             and not connection.in_atomic_block
         )
 
+    # Everything below that touches ``connection`` runs under ``lock`` while no thread is
+    # ``reading``, or in the reading thread.
+
     def _connect(self):
         import psycopg
         from django.db import connection
 
         db = connection.settings_dict
-        key = (os.getpid(), db["NAME"], db["HOST"], db["PORT"], db["USER"])
+        key = (db["NAME"], db["HOST"], db["PORT"], db["USER"])
         live = (
             self.connection is not None
             and self.key == key
@@ -368,23 +411,20 @@ class _ReadAuditWriter(threading.local):
             and self.connection.pgconn.status == psycopg.pq.ConnStatus.OK
         )
         if not live:
-            self._close()
+            self._disconnect()
             params = connection.get_connection_params()
             params = {k: v for k, v in params.items() if k != "cursor_factory"}
+            params["application_name"] = "mis audit writer"  # as pg_stat_activity shows it
             conn = psycopg.connect(**params, autocommit=True)
-            for name, statement in (
-                (_STATEMENT, _INSERT_IF_NEW_WINDOW),
-                (_EVENT_STATEMENT, _INSERT_EVENT),
-            ):
-                result = conn.pgconn.prepare(name, statement)
-                if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
-                    conn.close()
-                    raise psycopg.OperationalError("could not prepare the audit statements")
+            result = conn.pgconn.prepare(_STATEMENT, _INSERT_BATCH)
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                conn.close()
+                raise psycopg.OperationalError("could not prepare the audit statement")
             self.connection = conn
             self.key = key
         return self.connection
 
-    def _close(self):
+    def _disconnect(self):
         if self.connection is not None:
             try:
                 self.connection.close()
@@ -392,47 +432,139 @@ class _ReadAuditWriter(threading.local):
                 pass
         self.connection = None
 
-    def send(self, event: dict, *, window: bool = True) -> bool:
-        """Send one event's statement (a viewing window's, or with ``window=False`` one that is
-        always written); False (nothing sent) when the connection cannot be had."""
-        if self.unconfirmed:
-            self.flush()  # libpq takes one statement in flight at a time
+    def _send_pending(self) -> None:
+        batch, self.pending = self.pending, []
+        seen, payloads = set(), []
+        for ticket in batch:
+            if ticket.window:  # one event per window, also within a batch
+                key = ticket.window_key
+                if key in seen:
+                    continue
+                seen.add(key)
+            payloads.append(ticket.payload)
         try:
             conn = self._connect()
-            statement = _STATEMENT if window else _EVENT_STATEMENT
-            conn.pgconn.send_query_prepared(statement, _statement_params(event, window))
-        except Exception:  # the caller writes it the ordinary way instead
-            self._close()
-            return False
-        self.unconfirmed.append((event, window))
+            conn.pgconn.send_query_prepared(_STATEMENT, [b"[" + b",".join(payloads) + b"]"])
+        except Exception:  # each thread writes its own events the ordinary way
+            self._disconnect()
+            self._finish(batch, ok=False)
+            return
+        self.inflight = batch
+
+    def _finish(self, batch: list[_Ticket], ok: bool) -> None:
+        state = _Ticket.WRITTEN if ok else _Ticket.FAILED
+        for ticket in batch:
+            ticket.state = state
+        if batch is self.inflight:
+            self.inflight = None
+        if not ok:
+            self._disconnect()
+        self.answered.notify_all()
+
+    def _collect(self) -> bool:
+        """The in-flight batch's answer, which has arrived: whether it committed."""
+        import psycopg
+
+        ok = True
+        pgconn = self.connection.pgconn
+        while (result := pgconn.get_result()) is not None:
+            if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                ok = False
+        return ok
+
+    def _advance(self) -> None:
+        """Without waiting: collect the in-flight answer if it is in, then send what waits."""
+        if self.inflight is not None:
+            try:
+                pgconn = self.connection.pgconn
+                pgconn.consume_input()
+                if pgconn.is_busy():
+                    return
+                ok = self._collect()
+            except Exception:
+                ok = False
+            self._finish(self.inflight, ok)
+        if self.pending:
+            self._send_pending()
+
+    def send(self, event: dict, *, window: bool = True) -> bool:
+        """Send one event (a viewing window's, or with ``window=False`` one that is always
+        written); False (nothing sent) when the connection cannot be had."""
+        ticket = _Ticket(event, window, _encode(event, window))
+        with self.lock:
+            self.pending.append(ticket)
+            # Alone in the process, the event goes at once: its commit overlaps the rest of the
+            # request. With other requests in progress it waits for the first of them to reach
+            # its response (``flush``) or for the batch in flight to be answered, and goes in
+            # that batch: one commit for several events where the machine is busiest.
+            if not self.reading and (self.active <= 1 or self.inflight is not None):
+                self._advance()
+        if ticket.state == _Ticket.FAILED:
+            return False  # the caller writes it the ordinary way
+        self.unconfirmed.append(ticket)
         return True
 
     def flush(self) -> None:
-        if not self.unconfirmed:
+        """Wait until this thread's events are committed; write those that were not on the
+        thread's own connection."""
+        mine = self.local.__dict__.get("unconfirmed")
+        if not mine:
             return
-        import psycopg
-
-        rows, self.unconfirmed = self.unconfirmed, []
-        failed = self.connection is None
-        if not failed:
-            try:
+        self.local.unconfirmed = []
+        deadline = time.monotonic() + self.TIMEOUT
+        while any(ticket.state == _Ticket.WAITING for ticket in mine):
+            left = deadline - time.monotonic()
+            with self.lock:
+                if all(ticket.state != _Ticket.WAITING for ticket in mine):
+                    break
+                if left <= 0:
+                    break  # given up on: written again below
+                if self.reading:
+                    self.answered.wait(left)
+                    continue
+                self._advance()
+                if self.inflight is None or all(t.state for t in mine):
+                    continue
+                self.reading = True
                 pgconn = self.connection.pgconn
-                _wait_for_answer(pgconn)
-                while (result := pgconn.get_result()) is not None:
-                    if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
-                        failed = True
-            except Exception:  # retried below on the request's connection
-                failed = True
-        if failed:
-            self._close()
-            # Not known to be committed: write again on the request's own connection. The
-            # window check makes this idempotent if the first attempt did commit; a list's
-            # event may then be there twice, which is better than not at all.
-            for row, window in rows:
-                if window:
-                    _write_if_new_window(row)
+            try:
+                _wait_for_answer(pgconn, left)
+                waited = True
+            except Exception:
+                waited = False
+            with self.lock:
+                self.reading = False
+                if waited:
+                    self._advance()  # the answer is in: collected, and the next batch sent
+                elif self.inflight is not None:
+                    self._finish(self.inflight, ok=False)
+                    if self.pending:
+                        self._send_pending()
+                self.answered.notify_all()
+        # Not known to be committed: written again on the request's own connection. The window
+        # check makes this idempotent if the first attempt did commit; a list's event may then
+        # be there twice, which is better than not at all.
+        for ticket in mine:
+            if ticket.state != _Ticket.WRITTEN:
+                if ticket.window:
+                    _write_if_new_window(ticket.row)
                 else:
-                    AuditEvent.objects.create(**row)
+                    AuditEvent.objects.create(**ticket.row)
+
+    def _close(self) -> None:
+        """Close the connection once the batch in flight is answered (tests, shutdown)."""
+        deadline = time.monotonic() + self.TIMEOUT
+        with self.lock:
+            while (self.reading or self.inflight) and time.monotonic() < deadline:
+                if self.reading:
+                    self.answered.wait(0.05)
+                else:
+                    self._advance()
+                    if self.inflight:
+                        self.answered.wait(0.01)
+            if self.inflight:
+                self._finish(self.inflight, ok=False)
+            self._disconnect()
 
 
 def _wait_for_answer(pgconn, seconds: float = 30.0) -> None:

@@ -231,6 +231,18 @@ def concurrent(port, next_path, headers, clients, seconds) -> tuple[int, float]:
     return sum(done), time.perf_counter() - started
 
 
+def commits_since(last_id: int) -> int:
+    """How many transactions wrote the audit rows after ``last_id`` (the audit writer batches
+    the events of a process's concurrent requests into one commit)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(DISTINCT txid) FROM accounts_auditevent WHERE id > %s", [last_id]
+        )
+        return cursor.fetchone()[0]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, int(len(ordered) * q) - 1)]
@@ -264,6 +276,7 @@ def main():
         for (mode, _kind), setup in setups.items():  # warm-up: imports, connections
             sequential(servers[mode][0], setup["paths"], setup["headers"], 30)
         before = AuditEvent.objects.count()
+        last_id = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
         per_round = max(1, args.requests // args.rounds)
         ports = {mode: port for mode, (port, _server) in servers.items()}
         for round_number in range(args.rounds):
@@ -287,6 +300,7 @@ def main():
                     setup["elapsed"] += elapsed
                     setup.setdefault("rounds", []).append(round(done / elapsed, 1))
         written = AuditEvent.objects.count() - before
+        commits = commits_since(last_id)
     finally:
         for _port, server in servers.values():
             server.terminate()
@@ -302,12 +316,14 @@ def main():
         }
         results.setdefault(kind, {})[mode] = figures
         print(f"{kind:5} {mode:9} {figures}")
-    print(f"audit rows written while timing (audit on only): {written}")
+    print(f"audit rows written while timing (audit on only): {written} in {commits} commits")
     summary = {
         "bench": "audit_overhead",
         "audit_events": AuditEvent.objects.count(),
         "workers": args.workers,
         "threads": args.threads,
+        "events_written": written,
+        "event_commits": commits,
     }
     met = {}
     for kind, modes in results.items():

@@ -236,3 +236,127 @@ def test_a_broken_writer_connection_still_audits_the_list(settings):
         assert _lists(user)[1].details["patient_ids"] == [patient.pk]
 
     _with_committed_reader(body)
+
+
+def test_events_sent_while_a_batch_is_in_flight_commit_together_once_per_window():
+    """Group commit: events that arrive while the writer's batch is in flight (here held by a
+    lock on the table) go together as the next batch, in one transaction; two events of one
+    viewing window in that batch write one row; every thread's flush sees its own committed."""
+    from django.utils import timezone
+
+    now = timezone.now()
+
+    def event(object_id, user_id=555001, action="view"):
+        return audit._event_row(
+            audit.Actor.system("group-commit"), action, "studies.study", object_id, None, {}, now
+        ) | {"user_id": user_id}
+
+    def run():
+        import psycopg
+
+        token = audit._deferred_reads.set(True)
+        params = connection.get_connection_params()
+        params = {k: v for k, v in params.items() if k != "cursor_factory"}
+        blocker = psycopg.connect(**params)
+        try:
+            assert audit._read_writer.send(event("warm-up", user_id=555003))  # connected, prepared
+            audit._read_writer.flush()
+            blocker.execute("LOCK TABLE accounts_auditevent IN SHARE MODE")
+            assert audit._read_writer.send(event("first"))  # in flight, held by the lock
+            sent = []
+
+            def other_thread():  # another request thread of the same process
+                sent.append(audit._read_writer.send(event("second", user_id=555002)))
+                audit._read_writer.flush()
+
+            helper = threading.Thread(target=other_thread)
+            helper.start()
+            assert audit._read_writer.send(event("third"))
+            assert audit._read_writer.send(event("third"))  # the same window, same batch
+            assert audit._read_writer.send(event("listed", action="list"), window=False)
+            assert len(audit._read_writer.pending) >= 3
+            blocker.rollback()  # the lock goes: the first batch commits, then the next
+            audit._read_writer.flush()
+            helper.join(30)
+            assert sent == [True]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT object_id, txid::text FROM accounts_auditevent "
+                    "WHERE user_id IN (555001, 555002) ORDER BY id"
+                )
+                return cursor.fetchall()
+        finally:
+            blocker.close()
+            audit._deferred_reads.reset(token)
+            with connection.cursor() as cursor:
+                cursor.execute("TRUNCATE accounts_auditseal, accounts_auditevent")
+
+    rows = _in_thread(run)
+    assert sorted(object_id for object_id, _txid in rows) == ["first", "listed", "second", "third"]
+    txids = {object_id: txid for object_id, txid in rows}
+    assert txids["third"] == txids["listed"]  # one batch, one transaction
+    assert txids["first"] != txids["third"]
+
+
+def test_with_other_requests_in_progress_an_event_waits_for_the_first_response():
+    """Alone in the process an event is sent at once (its commit overlaps the rest of the
+    request); with other requests in progress it waits, and the first request to reach its
+    response commits every waiting event in one transaction, so the others find theirs
+    committed when they get there."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    writer = audit._read_writer
+
+    def event(object_id):
+        return audit._event_row(
+            audit.Actor.system("deferral"), "view", "studies.study", object_id, None, {}, now
+        ) | {"user_id": 555101}
+
+    def run():
+        token = audit._deferred_reads.set(True)
+        try:
+            writer.request_started()
+            assert writer.send(event("alone"))
+            assert not writer.pending  # sent at once
+            writer.flush()
+            writer.request_started()  # a second request in progress
+            sent = threading.Event()
+            flushed = threading.Event()
+            states = []
+
+            def second_request():
+                assert writer.send(event("second"))
+                states.append(writer.unconfirmed[0].state)
+                sent.set()
+                flushed.wait(30)
+                ticket = writer.unconfirmed[0]
+                states.append(ticket.state)  # committed by the first request's flush
+                writer.flush()
+
+            other = threading.Thread(target=second_request)
+            other.start()
+            assert sent.wait(30)
+            assert writer.send(event("first"))
+            assert len(writer.pending) == 2  # both wait
+            writer.flush()
+            flushed.set()
+            other.join(30)
+            assert states == [audit._Ticket.WAITING, audit._Ticket.WRITTEN]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT object_id, txid::text FROM accounts_auditevent "
+                    "WHERE user_id = 555101 ORDER BY id"
+                )
+                return cursor.fetchall()
+        finally:
+            writer.request_finished()
+            writer.request_finished()
+            audit._deferred_reads.reset(token)
+            with connection.cursor() as cursor:
+                cursor.execute("TRUNCATE accounts_auditseal, accounts_auditevent")
+
+    rows = _in_thread(run)
+    assert [object_id for object_id, _txid in rows] == ["alone", "second", "first"]
+    assert rows[1][1] == rows[2][1]  # one transaction
+    assert rows[0][1] != rows[1][1]
