@@ -350,8 +350,8 @@ def test_with_other_requests_in_progress_an_event_waits_for_the_first_response()
                 )
                 return cursor.fetchall()
         finally:
-            writer.request_finished()
-            writer.request_finished()
+            with writer.lock:
+                writer.active = 0  # however far the test got
             audit._deferred_reads.reset(token)
             with connection.cursor() as cursor:
                 cursor.execute("TRUNCATE accounts_auditseal, accounts_auditevent")
