@@ -346,9 +346,10 @@ class _ReadAuditWriter:
     """Per process: one PostgreSQL connection (autocommit) on which all its threads' read events
     (viewing windows, lists) are written, in batches: application-side group commit.
 
-    A request thread's event is sent at once when the connection is idle, without waiting for
-    the answer; events that arrive while a batch is in flight wait, and go together as the next
-    batch as soon as that answer is in (whichever thread collects it sends them). No thread of
+    A request thread's event is sent at once, without waiting for the answer, when its request
+    is the only one in progress in the process and no batch is in flight. Otherwise it waits,
+    and goes with the others waiting as the next batch as soon as the batch in flight is
+    answered or a request reaches its response (whichever thread gets there sends it). No thread of
     its own: the request threads take turns, under ``lock``; the one that waits for the answer
     (``reading``) does so in ``select()`` outside the lock, with the GIL released. Each thread
     keeps the events it sent in this request (``unconfirmed``) and waits for them in ``flush``;
@@ -523,7 +524,7 @@ class _ReadAuditWriter:
                     self.answered.wait(left)
                     continue
                 self._advance()
-                if self.inflight is None or all(t.state for t in mine):
+                if self.inflight is None or all(t.state != _Ticket.WAITING for t in mine):
                     continue
                 self.reading = True
                 pgconn = self.connection.pgconn
